@@ -1,0 +1,4 @@
+"""`python -m psd_engine ...`: the command-line interface."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Command line: `python -m psd_engine generate ...` and `python -m psd_engine presets`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import METHODS, ConfigError, list_presets, resolve_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for all subcommands."""
+    parser = argparse.ArgumentParser(prog="python -m psd_engine", description="Preference Score Distillation text-to-3D")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="turn a prompt into a 3D asset (GLB, turntable, views, metrics)")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--negative-prompt", default=None)
+    gen.add_argument("--preset", default=None, help="preset name (default: the offline 'shapes' model unless a GPU with SD weights is present)")
+    gen.add_argument("--method", choices=METHODS, default=None)
+    gen.add_argument("--steps", type=int, default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--preview-every", type=int, default=None)
+    gen.add_argument("--out", default=None, help="output folder (default: outputs/<prompt>-<method>-<seed>)")
+    gen.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps")
+    gen.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="dotted override, e.g. --set guidance.guidance_scale=50 (repeatable)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.add_parser("presets", help="list presets and whether each can run offline here")
+    return parser
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:40] or "run"
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Run one generation with a tqdm progress bar; exit code 0 on success, 2 on error."""
+    from tqdm import tqdm
+
+    from .engine import default_preset, generate
+    from .events import ErrorEvent, FinalEvent, ProgressEvent, WarningEvent
+    from .knowledge import prompt_warning
+
+    overrides = list(args.overrides)
+    if args.method:
+        overrides.append(f"guidance.method={args.method}")
+    try:
+        cfg = resolve_config(
+            args.preset or default_preset(), overrides, prompt=args.prompt, negative_prompt=args.negative_prompt,
+            steps=args.steps, seed=args.seed, preview_every=args.preview_every, device=args.device,
+        )
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not cfg.prompt.strip():
+        print("error: --prompt is empty; describe the object, e.g. --prompt \"a red cube\"", file=sys.stderr)
+        return 2
+    cfg.out_dir = args.out or str(Path("outputs") / f"{_slug(cfg.prompt)}-{cfg.guidance.method}-{cfg.seed}")
+    warning = prompt_warning(cfg)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    bar = tqdm(total=cfg.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
+    label_shown = False
+    code = 0
+    for event in generate(cfg):
+        if isinstance(event, ProgressEvent):
+            if event.label and not label_shown:
+                bar.write(f"NOTE: {event.label}")
+                label_shown = True
+            m = event.metrics
+            post = {"loss": f"{m.get('loss', float('nan')):.4g}", "reward": f"{m.get('reward', float('nan')):.4g}"}
+            if "reward_win" in m:
+                post["win-lose"] = f"{m['reward_win'] - m['reward_lose']:.3g}"
+            bar.set_postfix(post)
+            bar.update(event.step - bar.n)
+        elif isinstance(event, WarningEvent):
+            bar.write(f"warning: {event.message}")
+        elif isinstance(event, FinalEvent):
+            bar.update(cfg.steps - bar.n)
+            bar.close()
+            print(f"done in {event.summary.get('seconds')} s. Wrote to {event.out_dir}:")
+            for name in ("glb", "video", "views", "metrics", "config"):
+                print(f"  {getattr(event, name)}")
+            if event.label:
+                print(f"NOTE: {event.label}")
+        elif isinstance(event, ErrorEvent):
+            bar.close()
+            print(f"error: {event.message}", file=sys.stderr)
+            if event.outputs:
+                print("kept: " + ", ".join(event.outputs.values()), file=sys.stderr)
+            code = 2
+    return code
+
+
+def cmd_presets() -> int:
+    """Print each preset, its description, and whether it runs here."""
+    from .engine import describe_preset
+
+    for name in list_presets():
+        info = describe_preset(name)
+        status = "available here" if info["available"] else "NOT available here"
+        print(f"{name}: {status}{' (offline)' if info['offline'] else ''}")
+        print(f"    {info['description']}")
+        if not info["available"]:
+            print(f"    missing: {info['missing'].splitlines()[0]}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m psd_engine`."""
+    args = build_parser().parse_args(argv)
+    if args.command == "generate":
+        return cmd_generate(args)
+    return cmd_presets()

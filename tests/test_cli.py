@@ -1,0 +1,83 @@
+"""`python -m psd_engine`: generate with each method, presets listing, config overrides."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trimesh
+
+from psd_engine.cli import main
+from psd_engine.config import ConfigError, load_preset, parse_override, resolve_config, save_config, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("method", ["sds", "reward-grad", "psd-fixed-neg", "psd"])
+def test_each_method_runs_through_the_cli(tmp_path, method):
+    code = main(["generate", "--prompt", "a red cube", "--preset", "tiny-random", "--method", method,
+                 "--steps", "4", "--preview-every", "2", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    for name in ("model.glb", "views.png", "metrics.jsonl", "config.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert list(tmp_path.glob("turntable.*"))
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["guidance"]["method"] == method and config["steps"] == 4
+
+
+@pytest.mark.slow
+def test_acceptance_run_tiny_random_psd(tmp_path):
+    """The issue's reviewer command, as a user runs it (a subprocess, offline)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "psd_engine", "generate", "--prompt", "a red cube", "--preset", "tiny-random",
+         "--method", "psd", "--steps", "30", "--preview-every", "10", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "NOT a real generation" in proc.stdout + proc.stderr
+    mesh = trimesh.load(tmp_path / "model.glb", force="mesh")
+    assert len(mesh.faces) > 0
+    assert mesh.visual.kind == "vertex" and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert len(rows) >= 3
+    assert all(r["reward_win"] >= r["reward_lose"] for r in rows)
+    assert {"step", "loss", "reward"} <= set(rows[0])
+
+
+def test_presets_command_lists_offline_status(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-random: available here (offline)" in out
+    assert "sd15-hpsv2: NOT available here" in out
+    assert "missing:" in out
+
+
+def test_bad_override_and_method_give_clear_errors(capsys, tmp_path):
+    code = main(["generate", "--prompt", "x", "--preset", "tiny-random", "--set", "guidance.no_such_key=1",
+                 "--out", str(tmp_path)])
+    assert code == 2
+    assert "unknown config key 'guidance.no_such_key'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="unknown preset 'nope'. Available presets: .*tiny-random"):
+        resolve_config("nope")
+    with pytest.raises(ConfigError, match="expected a float"):
+        resolve_config("tiny-random", ["guidance.guidance_scale=abc"])
+    with pytest.raises(ConfigError, match="guidance.method must be one of"):
+        resolve_config("tiny-random", ["guidance.method=foo"])
+
+
+def test_overrides_presets_and_json_round_trip(tmp_path):
+    assert parse_override("guidance.guidance_scale=50") == {"guidance": {"guidance_scale": "50"}}
+    cfg = resolve_config("tiny-random", ["guidance.guidance_scale=50", "camera.elevation_range=0,30",
+                                         "render.background=random"], prompt="a cone", steps=7)
+    assert cfg.guidance.guidance_scale == 50.0
+    assert cfg.camera.elevation_range == (0.0, 30.0)
+    assert cfg.render.background == "random" and cfg.steps == 7
+    assert cfg.prior.tiny_random and load_preset("tiny-random")["prior"]["tiny_random"]
+    save_config(cfg, tmp_path / "c.json")
+    assert load_config(tmp_path / "c.json") == cfg
+    shapes = resolve_config("shapes")
+    assert shapes.prior.model.startswith(str(ROOT / "assets"))

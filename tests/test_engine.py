@@ -1,0 +1,138 @@
+"""The streaming loop on the tiny-random preset: events, files, determinism, stop, NaN handling."""
+from __future__ import annotations
+
+import gc
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from psd_engine.config import load_config, resolve_config
+from psd_engine.engine import TINY_RANDOM_LABEL, generate
+from psd_engine.events import ErrorEvent, FinalEvent, ProgressEvent, WarningEvent
+from psd_engine.guidance.sds import SDSGuidance
+from psd_engine.scene.field import GridField
+
+
+def tiny_cfg(tmp_path, method="psd", steps=6, preview_every=2, seed=0, **top):
+    """A small tiny-random run writing into tmp_path."""
+    return resolve_config(
+        "tiny-random", [f"guidance.method={method}"], prompt="a red cube", steps=steps,
+        preview_every=preview_every, seed=seed, out_dir=str(tmp_path), **top,
+    )
+
+
+def rows(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_generate_streams_progress_and_writes_all_files(tmp_path):
+    events = list(generate(tiny_cfg(tmp_path)))
+    progress = [e for e in events if isinstance(e, ProgressEvent)]
+    assert [e.step for e in progress] == [2, 4, 6]
+    for e in progress:
+        assert e.total == 6 and e.label == TINY_RANDOM_LABEL
+        assert len(e.images) == 4
+        assert all(im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3 for im in e.images)
+        assert {"loss", "reward", "reward_win", "reward_lose", "grad_norm"} <= set(e.metrics)
+    final = events[-1]
+    assert isinstance(final, FinalEvent) and final.label == TINY_RANDOM_LABEL
+    for path in (final.glb, final.video, final.views, final.metrics, final.config):
+        assert (tmp_path / path.split("/")[-1]).stat().st_size > 0
+    logged = rows(final.metrics)
+    assert [r["step"] for r in logged] == [1, 2, 3, 4, 5, 6]
+    assert all(r["reward_win"] >= r["reward_lose"] for r in logged)
+    assert "neg_reward" in logged[0]  # psd adapts the negative embedding at step 0
+    # The saved config reproduces the run's configuration.
+    assert load_config(final.config) == tiny_cfg(tmp_path)
+
+
+def test_same_seed_same_metrics(tmp_path):
+    def metrics(folder, seed):
+        list(generate(tiny_cfg(folder, steps=4, seed=seed)))
+        return [{k: v for k, v in r.items() if k != "time"} for r in rows(folder / "metrics.jsonl")]
+
+    a = metrics(tmp_path / "a", 1)
+    b = metrics(tmp_path / "b", 1)
+    c = metrics(tmp_path / "c", 2)
+    assert a == b
+    assert a != c
+
+
+def test_closing_the_generator_stops_the_run_and_frees_it(tmp_path):
+    gen = generate(tiny_cfg(tmp_path, steps=50, preview_every=3))
+    first = next(gen)
+    assert isinstance(first, ProgressEvent) and first.step == 3
+    gen.close()
+    assert len(rows(tmp_path / "metrics.jsonl")) == 3  # no step ran after the close
+    assert not (tmp_path / "model.glb").exists()
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, GridField)]
+
+
+def test_stop_event_ends_within_one_step(tmp_path):
+    stop = threading.Event()
+    gen = generate(tiny_cfg(tmp_path, steps=50, preview_every=2), stop_event=stop)
+    assert next(gen).step == 2
+    stop.set()
+    event = next(gen)
+    assert isinstance(event, ErrorEvent)
+    assert event.message == "stopped by user at step 2"
+    assert "config" in event.outputs and "metrics" in event.outputs
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def _nan_on(steps):
+    original = SDSGuidance.__call__
+
+    def patched(self, images, cond, prompts, generator, step=0):
+        out = original(self, images, cond, prompts, generator, step)
+        if step in steps:
+            out["loss_sds"] = out["loss_sds"] * float("nan")
+        return out
+
+    return patched
+
+
+def test_nan_step_is_skipped_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(SDSGuidance, "__call__", _nan_on({1}))
+    cfg = tiny_cfg(tmp_path, method="sds", steps=4)
+    events = list(generate(cfg))
+    warnings = [e for e in events if isinstance(e, WarningEvent)]
+    assert len(warnings) == 1 and warnings[0].step == 2 and "skipped" in warnings[0].message
+    assert isinstance(events[-1], FinalEvent)
+    logged = rows(tmp_path / "metrics.jsonl")
+    assert [r["skipped"] for r in logged] == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_persistent_nan_ends_with_clear_error_keeping_outputs(tmp_path, monkeypatch):
+    monkeypatch.setattr(SDSGuidance, "__call__", _nan_on(set(range(100))))
+    cfg = tiny_cfg(tmp_path, method="sds", steps=20)
+    cfg.optim.max_nonfinite_steps = 3
+    events = list(generate(cfg))
+    error = events[-1]
+    assert isinstance(error, ErrorEvent)
+    assert "diverged" in error.message and "3 steps in a row" in error.message
+    assert error.step == 3
+    assert {"config", "metrics", "views"} <= set(error.outputs)
+
+
+def test_missing_model_gives_clear_error_event(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = tiny_cfg(tmp_path)
+    cfg.prior.tiny_random = False
+    cfg.prior.model = str(tmp_path / "no-such-model")
+    events = list(generate(cfg))
+    assert len(events) == 1 and isinstance(events[0], ErrorEvent)
+    assert str(tmp_path / "no-such-model") in events[0].message
+    assert "tiny-random" in events[0].message
+
+
+def test_renders_change_as_the_field_is_optimised(tmp_path):
+    events = [e for e in generate(tiny_cfg(tmp_path, method="sds", steps=6, preview_every=3)) if isinstance(e, ProgressEvent)]
+    first, last = (np.stack(e.images).astype(float) for e in events)
+    assert np.abs(first - last).mean() > 0.1
+    assert torch.get_num_threads() >= 1

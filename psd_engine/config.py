@@ -30,7 +30,9 @@ class PriorConfig:
     model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id or local folder
     revision: str | None = None
     dtype: str = "auto"  # "auto" (fp16 on CUDA, fp32 on CPU), "float32", "float16"
-    resolution: int = 512  # image side the prior sees; renders are resized to it
+    # image side the prior sees; renders are resized to it. 0 = the model's native side
+    # (SD 1.5: 512, SD 2.1: 768, a pixel prior: psd_prior.json "resolution" or the UNet's sample_size)
+    resolution: int = 0
     attention_slicing: bool = False
     cpu_offload: bool = False
     channels_last: bool = False
@@ -46,10 +48,11 @@ class RewardConfig:
     arch: str = "ViT-H-14"  # open_clip architecture name or path to a model-config JSON
     version: str = "v2.1"  # HPSv2 checkpoint version: "v2.0" or "v2.1"
     processor: str = ""  # PickScore processor id/folder ("" = the kind's default)
-    resolution: int = 224
+    resolution: int = 224  # the reward model's input side; 0 = take it from the model (else must match it)
     score_scale: float = 1.0  # multiply raw scores (e.g. CLIP logit scale) for reporting
     use_view_prompt: bool = False  # score with the view-suffixed prompt (default: the plain prompt)
     tiny_random: bool = False
+    dtype: str = "auto"  # "auto" (fp16 on CUDA, fp32 on CPU), "float32", "float16"
 
 
 @dataclass
@@ -105,12 +108,15 @@ class FieldConfig:
     density_scale: float = 1.0
     blob_density: float = 5.0  # density-blob initialisation (DreamFusion/Magic3D)
     blob_radius: float = 0.5
-    init_density: float = -1.0  # raw density bias far from the blob
+    init_density: float = -4.0  # raw density bias far from the blob (-4: softplus 0.02, no initial haze)
     init_color: float = 0.0  # raw colour logit at init (0 = grey)
     color_noise: float = 0.0  # std of random colour logits at init
     # trilinear lookup: "auto" (2D-atlas kernel on CPU, 5D grid_sample elsewhere), "grid_sample_3d", "atlas_2d".
     # The atlas exists because PyTorch's CPU grid_sample is vectorised for 2D inputs only (~2x faster).
     sampler: str = "auto"
+    # Normals are -grad/|grad| of the raw density (difference between neighbouring voxels); below this
+    # length they shorten instead, so flat regions do not amplify gradients by 1/|grad|.
+    normal_eps: float = 1e-3
 
 
 @dataclass
@@ -146,6 +152,9 @@ class RenderConfig:
     textureless_albedo: float = 0.8  # grey, not white, so lit textureless shapes stay visible on a white background
     light_jitter: float = 0.5  # training only: std of the noise added to the camera-direction light
     learned_background_logit: float = 0.0  # "learned" background starts at sigmoid(this) grey
+    # Rays are marched only through the box around voxels denser than this (0 = the whole field box).
+    # Such thin density adds under 4% opacity along the longest ray, and skipping it saves render time.
+    skip_density: float = 0.01
 
 
 @dataclass

@@ -28,6 +28,7 @@ from .export.views import to_uint8
 from .guidance import build_guidance
 from .models import load_prior
 from .models.base import ModelNotFoundError
+from .models.hub import local_files_only
 from .profiling import StepTimer
 from .prompts import PromptEmbeddings
 from .rewards import load_reward
@@ -64,9 +65,11 @@ def check_preset(name: str) -> str | None:
     """None if the preset's weights can be loaded here, else a message saying what is missing."""
     try:
         cfg = resolve_config(name)
-        load_prior(cfg.prior, torch.device("cpu") if cfg.device == "auto" else resolve_device(cfg.device))
-        if cfg.reward.kind != "none":
-            load_reward(cfg.reward, torch.device("cpu"))
+        device = resolve_device(cfg.device)
+        with local_files_only():  # "available" means here, now: never wait on a download
+            load_prior(cfg.prior, device)
+            if cfg.reward.kind != "none":
+                load_reward(cfg.reward, device)
     except (ModelNotFoundError, ConfigError) as err:
         return str(err)
     return None
@@ -172,7 +175,7 @@ class Run:
         """Current multi-view renders as uint8 arrays."""
         out = self.renderer.render(
             self.field, self.preview_cameras, self.cfg.render.preview_resolution,
-            background=self.background, shading="albedo", perturb=False,
+            background=self.background.display(), shading="albedo", perturb=False,
         )
         return to_uint8(out["rgb"])
 

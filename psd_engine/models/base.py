@@ -14,6 +14,7 @@ class DiffusionPrior(nn.Module):
 
     Images are (B, 3, H, W) floats in [0, 1]. For a pixel-space prior, z = 2 x - 1 at
     `resolution`; for a latent prior, z = vae.encode(2 x - 1) * scaling_factor.
+    Every method returns float32 tensors, whatever dtype the weights are held in.
     """
 
     latent: bool = False

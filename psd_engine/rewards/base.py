@@ -14,6 +14,19 @@ class RewardModel(nn.Module):
     """
 
     name: str = "reward"
+    input_size: int = 224  # the square image side the model sees (images are resized to it)
 
     def forward(self, images: torch.Tensor, prompts: list[str] | str) -> torch.Tensor:  # noqa: D102
         raise NotImplementedError
+
+
+def broadcast_prompts(prompts: list[str] | str, batch: int) -> list[str]:
+    """One prompt per image: a single string (or a 1-list) is repeated; other lengths must equal batch."""
+    if isinstance(prompts, str):
+        return [prompts] * batch
+    prompts = list(prompts)
+    if len(prompts) == 1:
+        return prompts * batch
+    if len(prompts) != batch:
+        raise ValueError(f"got {len(prompts)} prompts for {batch} images; pass one prompt or one per image")
+    return prompts

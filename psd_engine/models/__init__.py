@@ -1,0 +1,60 @@
+"""Diffusion priors: `load_prior(cfg, device)` loads a latent or pixel prior, cached in-process.
+
+Real models (hub id or folder) and the tiny-random test models go through the same loaders:
+`tiny_random` only builds the tiny folder first (once) and then loads it like any folder.
+The cache keeps loaded priors between runs of the app; `clear_cache()` frees them.
+"""
+from __future__ import annotations
+
+import gc
+import threading
+
+import torch
+
+from ..config import ConfigError, PriorConfig
+from .base import DiffusionPrior, ModelNotFoundError, model_output_to_epsilon
+
+__all__ = ["DiffusionPrior", "ModelNotFoundError", "clear_cache", "load_prior", "model_output_to_epsilon"]
+
+_CACHE: dict[tuple, DiffusionPrior] = {}
+_LOCK = threading.Lock()
+
+
+def _cache_key(cfg: PriorConfig, device: torch.device) -> tuple:
+    return (cfg.model, cfg.kind, cfg.dtype, str(device), cfg.revision, cfg.tiny_random, cfg.resolution,
+            cfg.attention_slicing, cfg.cpu_offload, cfg.channels_last)
+
+
+def load_prior(cfg: PriorConfig, device: torch.device) -> DiffusionPrior:
+    """The frozen prior described by `cfg` on `device`; loaded once per process and reused."""
+    device = torch.device(device)
+    if cfg.kind not in ("latent", "pixel"):
+        raise ConfigError(f"prior.kind must be 'latent' or 'pixel'; got '{cfg.kind}'")
+    key = _cache_key(cfg, device)
+    with _LOCK:  # the app may start runs from several threads; load each model once
+        if key not in _CACHE:
+            _CACHE[key] = _load(cfg, device)
+        return _CACHE[key]
+
+
+def _load(cfg: PriorConfig, device: torch.device) -> DiffusionPrior:
+    from .latent import load_latent_prior
+    from .pixel import load_pixel_prior
+
+    model = None
+    if cfg.tiny_random:
+        from .tiny import build_tiny_pixel, build_tiny_sd
+
+        model = str(build_tiny_sd() if cfg.kind == "latent" else build_tiny_pixel())
+    if cfg.kind == "latent":
+        return load_latent_prior(cfg, device, model)
+    return load_pixel_prior(cfg, device, model)
+
+
+def clear_cache() -> None:
+    """Drop every cached prior (frees memory; the next load_prior reads from disk again)."""
+    with _LOCK:
+        _CACHE.clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,106 @@
+"""What latent and pixel priors share: a frozen diffusers UNet, its DDPM noise schedule and a text encoder.
+
+Also the device/dtype choices (fp16 on CUDA when dtype is "auto") and the GPU memory options
+(attention slicing, CPU offload, channels_last), which are no-ops on a CPU.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ConfigError, PriorConfig
+from .base import DiffusionPrior, freeze, model_output_to_epsilon
+from .text import TextEncoder
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """'auto' is float16 on CUDA and float32 elsewhere; otherwise the named dtype."""
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in _DTYPES:
+        raise ConfigError(f"dtype must be 'auto' or one of {', '.join(_DTYPES)}; got '{name}'")
+    return _DTYPES[name]
+
+
+def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W) to size x size (differentiable; no-op if already that size)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    # antialias off: renders are close to the prior's size and this runs every step.
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+
+
+def apply_gpu_options(cfg: PriorConfig, modules: list[nn.Module], unet: nn.Module, device: torch.device) -> bool:
+    """Attention slicing, channels_last and CPU offload on CUDA; returns True if offloaded."""
+    if device.type != "cuda":
+        return False
+    if cfg.attention_slicing:
+        unet.set_attention_slice("auto")
+    if cfg.channels_last:
+        unet.to(memory_format=torch.channels_last)
+    if not cfg.cpu_offload:
+        return False
+    # Model-level offload as diffusers' enable_model_cpu_offload does it: each part moves to
+    # the GPU when called and the previous part goes back to the CPU.
+    from accelerate import cpu_offload_with_hook
+
+    hook = None
+    for module in modules:
+        module.to("cpu")
+        _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
+    return True
+
+
+class UNetPrior(DiffusionPrior):
+    """A frozen UNet2DConditionModel with the alphas_cumprod of its DDPM schedule."""
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        scheduler: object,
+        text_encoder: TextEncoder,
+        resolution: int,
+        device: torch.device,
+        source: str,
+    ) -> None:
+        super().__init__()
+        self.unet = freeze(unet)
+        self.text_encoder = text_encoder
+        self.resolution = int(resolution)
+        self.execution_device = torch.device(device)
+        self.source = source  # the folder / hub id the weights came from (for labels and logs)
+        config = scheduler.config
+        self.prediction_type = str(config.prediction_type)
+        self.num_train_timesteps = int(config.num_train_timesteps)
+        self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.detach().to(self.execution_device, torch.float32))
+
+    @property
+    def unet_dtype(self) -> torch.dtype:
+        """The dtype the UNet's weights are held in (inputs are cast to it)."""
+        return self.unet.dtype
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """Text embeddings (B, L, D) float32 as the UNet's encoder_hidden_states (cached per prompt)."""
+        return self.text_encoder(prompts)
+
+    def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """Epsilon prediction (float32) for z_t at integer timesteps t; v/x0 outputs are converted."""
+        batch = z_t.shape[0]
+        t = torch.as_tensor(t, device=self.execution_device).long().reshape(-1)
+        if t.numel() == 1:
+            t = t.expand(batch)
+        z_t = z_t.to(self.execution_device)
+        if text_emb.shape[0] == 1 and batch > 1:
+            text_emb = text_emb.expand(batch, *text_emb.shape[1:])
+        dtype = self.unet_dtype
+        out = self.unet(
+            z_t.to(dtype), t, encoder_hidden_states=text_emb.to(self.execution_device, dtype)
+        ).sample.float()
+        channels = z_t.shape[1]
+        if out.shape[1] == 2 * channels:
+            # Learned-variance UNets (DeepFloyd IF) append the variance channels: keep epsilon.
+            out = out[:, :channels]
+        return model_output_to_epsilon(out, z_t.float(), t, self.alphas_cumprod, self.prediction_type)

@@ -39,9 +39,11 @@ def test_acceptance_run_tiny_random_psd(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "NOT a real generation" in proc.stdout + proc.stderr
-    mesh = trimesh.load(tmp_path / "model.glb", force="mesh")
+    (mesh,) = trimesh.load(tmp_path / "model.glb").geometry.values()
     assert len(mesh.faces) > 0
-    assert mesh.visual.kind == "vertex" and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+    # With a PBR material trimesh keeps COLOR_0 as a vertex attribute instead of vertex_colors.
+    colours = mesh.visual.vertex_attributes["color"]
+    assert colours.shape == (len(mesh.vertices), 4) and colours[:, :3].std() >= 0
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert len(rows) >= 3
     assert all(r["reward_win"] >= r["reward_lose"] for r in rows)

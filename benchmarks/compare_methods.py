@@ -1,0 +1,249 @@
+"""Side-by-side comparison of sds, reward-grad, psd-fixed-neg and psd, with ground truth.
+
+For each prompt x seed x method, at equal step count and at equal wall-clock budget, the
+final 3D asset is rendered from several views and measured: learned reward, ground-truth
+taste, prompt fidelity (fidelity judge), floater count, the reward-hacking gap, time per
+step and peak memory. Writes a markdown table (means with 95% confidence intervals), a
+plot of reward curves per method, the raw rows as JSON, and the command, into --out.
+
+    python benchmarks/compare_methods.py --out docs/results            # the full set
+    python benchmarks/compare_methods.py --quick --out /tmp/compare     # < 10 min on 2 CPU cores
+    python benchmarks/compare_methods.py --sweep --out docs/results     # lambda x neg_lr grid for psd
+
+Reward-hacking gap: for each (prompt, seed, budget), the method's learned-reward gain over
+`sds` minus its taste gain over `sds`, each divided by that metric's standard deviation
+over all runs of the budget. Positive = the learned reward rose more than the ground truth.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from psd_engine.config import METHODS, resolve_config  # noqa: E402
+from psd_engine.engine import Run  # noqa: E402
+from psd_engine.evaluation import EvalConfig, render_views, score_views  # noqa: E402
+
+FULL_PROMPTS = [
+    "a red cube", "a blue sphere", "a green cone", "a yellow torus", "a purple cylinder", "an orange cube",
+    # held-out shape-colour pairs (never seen by the prior in training)
+    "a purple cube", "a red sphere", "a blue cone", "a green torus",
+]
+QUICK_PROMPTS = ["a red cube", "a yellow torus", "a blue cone"]
+METRICS = ("taste", "reward", "fidelity", "floaters", "hacking_gap", "sec_per_step", "peak_mb")
+
+
+class PeakMemory:
+    """Peak resident memory (MB) of this process while the block runs (CUDA: peak allocated)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            return self
+        import psutil
+
+        proc = psutil.Process()
+
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.peak = max(self.peak, proc.memory_info().rss / 2**20)
+                self._stop.wait(0.05)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated() / 2**20
+            return
+        self._stop.set()
+        self._thread.join()
+
+
+def run_one(preset: str, method: str, prompt: str, seed: int, steps: int, overrides: list[str], ev: EvalConfig) -> dict:
+    """Optimise one asset and measure it; returns a row of metrics plus the reward curve."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = resolve_config(preset, [f"guidance.method={method}", *overrides], prompt=prompt, seed=seed,
+                             steps=steps, out_dir=tmp)
+        run = Run(cfg)
+        curve = []
+        with PeakMemory(run.device) as mem:
+            start = time.perf_counter()
+            for step in range(steps):
+                m = run.step(step)
+                curve.append(m.get("reward", float("nan")))
+            seconds = time.perf_counter() - start
+        views = render_views(run.field, run.renderer, ev, run.device)
+        scores = score_views(views, prompt, reward=run.reward, judge=_judge())
+        run.close()
+    return {"method": method, "prompt": prompt, "seed": seed, "steps": steps, **scores,
+            "sec_per_step": seconds / steps, "peak_mb": mem.peak, "curve": curve}
+
+
+_JUDGE = None
+
+
+def _judge():
+    global _JUDGE
+    if _JUDGE is None:
+        from psd_engine.shapes.judge import load_judge
+
+        _JUDGE = load_judge()
+    return _JUDGE
+
+
+def add_hacking_gap(rows: list[dict]) -> None:
+    """Set row['hacking_gap'] against the sds row of the same prompt, seed and budget."""
+    for budget in {r["budget"] for r in rows}:
+        group = [r for r in rows if r["budget"] == budget]
+        sd_r = statistics.pstdev(r["reward"] for r in group) or 1.0
+        sd_t = statistics.pstdev(r["taste"] for r in group) or 1.0
+        base = {(r["prompt"], r["seed"]): r for r in group if r["method"] == "sds"}
+        for r in group:
+            b = base.get((r["prompt"], r["seed"]))
+            r["hacking_gap"] = ((r["reward"] - b["reward"]) / sd_r - (r["taste"] - b["taste"]) / sd_t) if b else float("nan")
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% confidence interval (Student t)."""
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return float("nan"), float("nan")
+    mean = statistics.fmean(vals)
+    if len(vals) < 2:
+        return mean, float("nan")
+    from scipy.stats import t
+
+    return mean, float(t.ppf(0.975, len(vals) - 1)) * statistics.stdev(vals) / math.sqrt(len(vals))
+
+
+def table(rows: list[dict], group_key: str = "method") -> str:
+    """Markdown table of metric means +- 95% CI per method and budget."""
+    lines = ["| budget | " + group_key + " | n | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 3) + "|"]
+    for budget in sorted({r["budget"] for r in rows}):
+        for key in sorted({r[group_key] for r in rows if r["budget"] == budget}, key=str):
+            sel = [r for r in rows if r["budget"] == budget and r[group_key] == key]
+            cells = []
+            for metric in METRICS:
+                mean, half = mean_ci([float(r.get(metric, float("nan"))) for r in sel])
+                cells.append(f"{mean:.3f} ± {half:.3f}" if not math.isnan(half) else f"{mean:.3f}")
+            lines.append(f"| {budget} | {key} | {len(sel)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Mean reward-vs-step curve per method (equal-steps runs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    for method in METHODS:
+        curves = [r["curve"] for r in rows if r["method"] == method and r["budget"] == "equal-steps"]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        mean = [statistics.fmean(c[i] for c in curves) for i in range(n)]
+        ax.plot(range(1, n + 1), mean, label=method)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learned reward of the render")
+    ax.set_title("Reward during optimisation (mean over prompts and seeds)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison (or the psd sweep) and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="shapes")
+    parser.add_argument("--quick", action="store_true", help="3 prompts x 1 seed, fewer steps, equal steps only")
+    parser.add_argument("--sweep", action="store_true", help="psd preference_scale x neg_lr grid instead")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=0, help="steps per run (0 = the preset's)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--out", default="docs/results")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    ev = EvalConfig()
+    preset_steps = resolve_config(args.preset).steps
+    steps = args.steps or (preset_steps // 2 if args.quick else preset_steps)
+    prompts = QUICK_PROMPTS if args.quick else FULL_PROMPTS
+    seeds = list(range(1 if args.quick else args.seeds))
+    rows: list[dict] = []
+    started = time.perf_counter()
+
+    def record(row: dict, budget: str, **extra) -> None:
+        row.update(budget=budget, **extra)
+        rows.append(row)
+        print(f"[{time.perf_counter() - started:7.1f}s] {budget} {row['method']:<13} {row['prompt']:<18} seed={row['seed']} "
+              f"taste={row['taste']:.3f} reward={row.get('reward', float('nan')):.3f} "
+              f"fidelity={row.get('fidelity', float('nan')):.2f} {row['sec_per_step'] * 1000:.0f} ms/step", flush=True)
+
+    if args.sweep:
+        lambdas, neg_lrs = (0.0, 1.0, 4.0, 16.0), (0.0, 1e-3, 1e-2, 1e-1)
+        for lam in lambdas:
+            for lr in neg_lrs:
+                for prompt in prompts[:4]:
+                    row = run_one(args.preset, "psd", prompt, 0, steps, [*args.overrides, f"guidance.preference_scale={lam}",
+                                                                           f"guidance.neg_lr={lr}"], ev)
+                    record(row, "sweep", method=f"lambda={lam:g} neg_lr={lr:g}")
+        for prompt in prompts[:4]:
+            record(run_one(args.preset, "sds", prompt, 0, steps, args.overrides, ev), "sweep")
+        for r in rows:
+            r["budget"] = "sweep"
+        add_hacking_gap(rows)
+        text = table(rows)
+        name = "sweep"
+    else:
+        for prompt in prompts:
+            for seed in seeds:
+                for method in args.methods:
+                    record(run_one(args.preset, method, prompt, seed, steps, args.overrides, ev), "equal-steps")
+        if not args.quick:
+            # Equal wall-clock: every method gets the time sds took, at its own measured speed.
+            per_step = {m: statistics.fmean(r["sec_per_step"] for r in rows if r["method"] == m) for m in args.methods}
+            budget_s = steps * per_step.get("sds", min(per_step.values()))
+            for prompt in prompts:
+                for seed in seeds:
+                    for method in args.methods:
+                        n = max(int(budget_s / per_step[method]), 1)
+                        record(run_one(args.preset, method, prompt, seed, n, args.overrides, ev), "equal-time")
+        add_hacking_gap(rows)
+        text = table(rows)
+        name = "quick" if args.quick else "compare"
+        plot_curves(rows, out / f"{name}_reward_curves.png")
+    command = "python benchmarks/compare_methods.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    report = (f"# {name}\n\nReproduce: `{command}`\n\npreset `{args.preset}`, {steps} steps (equal-steps), "
+              f"{len(prompts)} prompts x {len(seeds)} seeds, views: {ev.views} at {ev.resolution} px. "
+              f"Total {time.perf_counter() - started:.0f} s on {torch.get_num_threads()} threads.\n\n{text}\n")
+    (out / f"{name}.md").write_text(report)
+    (out / f"{name}_rows.json").write_text(json.dumps(rows, indent=1))
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -43,7 +43,7 @@ def test_acceptance_run_tiny_random_psd(tmp_path):
     assert len(mesh.faces) > 0
     # With a PBR material trimesh keeps COLOR_0 as a vertex attribute instead of vertex_colors.
     colours = mesh.visual.vertex_attributes["color"]
-    assert colours.shape == (len(mesh.vertices), 4) and colours[:, :3].std() >= 0
+    assert colours.shape == (len(mesh.vertices), 4)
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert len(rows) >= 3
     assert all(r["reward_win"] >= r["reward_lose"] for r in rows)

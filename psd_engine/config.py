@@ -67,7 +67,7 @@ class PromptConfig:
     front_threshold_deg: float = 45.0  # |azimuth| below this is "front"
     back_threshold_deg: float = 45.0  # |azimuth - 180| below this is "back"
     overhead_threshold_deg: float = 60.0  # elevation above this is "overhead"
-    known_similarity_warn: float = 0.6  # warn when a prompt is less similar than this to all known concepts
+    known_similarity_warn: float = 0.45  # warn when a prompt is less similar than this to all known concepts
 
 
 @dataclass

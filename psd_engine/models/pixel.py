@@ -21,7 +21,9 @@ Folder format (a local folder; a hub id is read the same way except psd_prior.js
                          keys: kind ("pixel"), resolution (image side the UNet was trained at,
                          used when prior.resolution is 0), text_encoder_package,
                          text_encoder_subfolder, max_length (tokens; default: the tokenizer's
-                         model_max_length, else 77), description (free text, e.g. how trained).
+                         model_max_length, else 77), description (free text, e.g. how trained),
+                         known_concepts (list of prompts a closed-world prior knows; used to
+                         warn before a run on a prompt far from all of them).
 
 Text embeddings: tokenizer(prompts, padding="max_length", truncation=True, max_length) ->
 encoder(input_ids, attention_mask).last_hidden_state, shape (B, max_length, hidden), float32
@@ -45,7 +47,10 @@ from .text import TextEncoder
 from .unet_prior import UNetPrior, apply_gpu_options, resize_square, resolve_dtype
 
 MANIFEST_NAME = "psd_prior.json"
-MANIFEST_KEYS = ("kind", "resolution", "text_encoder_package", "text_encoder_subfolder", "max_length", "description")
+MANIFEST_KEYS = (
+    "kind", "resolution", "text_encoder_package", "text_encoder_subfolder", "max_length", "description",
+    "known_concepts",  # what a closed-world prior knows; read by psd_engine.knowledge for warnings
+)
 DEFAULT_PACKAGE_SUBFOLDER = "model"
 
 

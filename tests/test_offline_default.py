@@ -1,0 +1,53 @@
+"""The shipped offline default (preset `shapes`): loads offline, makes the prompted object, warns off-world."""
+from __future__ import annotations
+
+import pytest
+
+from psd_engine.config import resolve_config
+from psd_engine.engine import Run, check_preset, default_preset
+from psd_engine.evaluation import EvalConfig, render_views, score_views
+from psd_engine.knowledge import known_concepts, prompt_warning
+from psd_engine.shapes.judge import load_judge
+from psd_engine.shapes.world import parse_prompt
+
+
+def test_shapes_preset_is_available_offline_and_the_default(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert check_preset("shapes") is None
+    assert default_preset() == "shapes"  # no GPU here
+
+
+def test_prompt_warning_for_far_prompts_only():
+    cfg = resolve_config("shapes", prompt="a red cube")
+    assert "a red cube" in known_concepts(cfg) and len(known_concepts(cfg)) >= 30
+    assert prompt_warning(cfg) is None
+    assert prompt_warning(resolve_config("shapes", prompt="a blue ball")) is None
+    warning = prompt_warning(resolve_config("shapes", prompt="a cat sitting on a sofa"))
+    assert warning is not None
+    assert "only knows simple coloured shapes" in warning and "nearest:" in warning
+
+
+def _optimise(prompt: str, steps: int, tmp_path, method: str = "psd"):
+    cfg = resolve_config("shapes", [f"guidance.method={method}"], prompt=prompt, steps=steps, seed=0,
+                         out_dir=str(tmp_path))
+    run = Run(cfg)
+    for step in range(steps):
+        run.step(step)
+    views = render_views(run.field, run.renderer, EvalConfig(views=4), run.device)
+    scores = score_views(views, prompt, reward=run.reward, judge=load_judge())
+    predicted = load_judge().predict(views)
+    run.close()
+    return scores, predicted
+
+
+@pytest.mark.slow
+def test_short_run_makes_the_prompted_shape_and_colour(tmp_path):
+    scores, predicted = _optimise("a red cube", 200, tmp_path)
+    assert scores["fidelity"] >= 0.75, predicted  # at least 3 of 4 views: a red cube
+    assert sum(p == parse_prompt("a red cube") for p in predicted) >= 3
+
+
+@pytest.mark.slow
+def test_held_out_pair_comes_out_right(tmp_path):
+    scores, predicted = _optimise("a blue cone", 200, tmp_path)
+    assert scores["fidelity"] >= 0.75, predicted

@@ -525,9 +525,12 @@ def stream_run(cfg: RunConfig, run: ActiveRun, curve: MetricCurve | None = None)
                 status = format_progress(event.step, event.total, rate(event.step, event.elapsed))
                 if event.skipped_steps:
                     status += f" · {event.skipped_steps} steps skipped (NaN/Inf)"
+                if warnings:
+                    status += "\n\n⚠ " + warnings[0]  # e.g. the prompt is far from what the model knows
                 yield RunUpdate("running", event.step, images=images, status=status, label=label, **base)
             elif isinstance(event, WarningEvent):
                 warnings.append(event.message)
+                yield RunUpdate("running", run.step, images=images, status="⚠ " + event.message, label=label, **base)
             elif isinstance(event, FinalEvent):
                 label = event.label or label
                 outputs = files_in(event.out_dir)

@@ -39,8 +39,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from .engine import default_preset, generate
     from .events import ErrorEvent, FinalEvent, ProgressEvent, WarningEvent
-    from .knowledge import prompt_warning
-
     overrides = list(args.overrides)
     if args.method:
         overrides.append(f"guidance.method={args.method}")
@@ -56,9 +54,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print("error: --prompt is empty; describe the object, e.g. --prompt \"a red cube\"", file=sys.stderr)
         return 2
     cfg.out_dir = args.out or str(Path("outputs") / f"{_slug(cfg.prompt)}-{cfg.guidance.method}-{cfg.seed}")
-    warning = prompt_warning(cfg)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
     bar = tqdm(total=cfg.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
     label_shown = False
     code = 0

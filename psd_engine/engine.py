@@ -26,6 +26,7 @@ from .events import ErrorEvent, Event, FinalEvent, ProgressEvent, WarningEvent
 from .export import ExportError, export_all
 from .export.views import to_uint8
 from .guidance import build_guidance
+from .knowledge import prompt_warning
 from .models import load_prior
 from .models.base import ModelNotFoundError
 from .models.hub import local_files_only
@@ -214,6 +215,9 @@ def generate(
         yield ErrorEvent(step=0, message=str(err), label=label)
         return
     try:
+        warning = prompt_warning(cfg)
+        if warning:
+            yield WarningEvent(step=0, message=warning)
         yield from _loop(run, cfg, stop_event, started)
     finally:
         run.close()

@@ -5,7 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import METHODS, ConfigError, list_presets, resolve_config
+from .config import (
+    METHODS, ConfigError, list_presets, load_config, parse_overrides, resolve_config, update_config, validate_config,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m psd_engine", description="Preference Score Distillation text-to-3D")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="turn a prompt into a 3D asset (GLB, turntable, views, metrics)")
-    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--prompt", default=None, help="what to make, e.g. \"a red cube\" (required unless --config gives it)")
+    gen.add_argument("--config", default=None, help="a config.json written by an earlier run: reproduce it (other options override it)")
     gen.add_argument("--negative-prompt", default=None)
     gen.add_argument("--preset", default=None, help="preset name (default: the offline 'shapes' model unless a GPU with SD weights is present)")
     gen.add_argument("--method", choices=METHODS, default=None)
@@ -39,21 +42,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from .engine import default_preset, generate
     from .events import ErrorEvent, FinalEvent, ProgressEvent, WarningEvent
+
     overrides = list(args.overrides)
     if args.method:
         overrides.append(f"guidance.method={args.method}")
+    top = dict(prompt=args.prompt, negative_prompt=args.negative_prompt, steps=args.steps, seed=args.seed,
+               preview_every=args.preview_every, device=args.device)
     try:
-        cfg = resolve_config(
-            args.preset or default_preset(), overrides, prompt=args.prompt, negative_prompt=args.negative_prompt,
-            steps=args.steps, seed=args.seed, preview_every=args.preview_every, device=args.device,
-        )
-    except ConfigError as err:
+        if args.config:
+            cfg = load_config(args.config)
+            update_config(cfg, parse_overrides(overrides))
+            update_config(cfg, {k: v for k, v in top.items() if v is not None})
+            validate_config(cfg)
+        else:
+            cfg = resolve_config(args.preset or default_preset(), overrides, **top)
+    except (ConfigError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not cfg.prompt.strip():
         print("error: --prompt is empty; describe the object, e.g. --prompt \"a red cube\"", file=sys.stderr)
         return 2
-    cfg.out_dir = args.out or str(Path("outputs") / f"{_slug(cfg.prompt)}-{cfg.guidance.method}-{cfg.seed}")
+    repro = "-repro" if args.config else ""  # never overwrite the run being reproduced
+    cfg.out_dir = args.out or str(Path("outputs") / f"{_slug(cfg.prompt)}-{cfg.guidance.method}-{cfg.seed}{repro}")
     bar = tqdm(total=cfg.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
     label_shown = False
     code = 0

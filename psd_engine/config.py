@@ -307,6 +307,14 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def parse_overrides(texts: list[str]) -> dict[str, Any]:
+    """Several dotted overrides merged into one nested dict."""
+    merged: dict[str, Any] = {}
+    for text in texts:
+        merged = _merge(merged, parse_override(text))
+    return merged
+
+
 # ----------------------------------------------------------------------------- presets
 
 def list_presets() -> list[str]:
@@ -344,13 +352,7 @@ def resolve_config(
     name = preset or top.get("preset") or cfg.preset
     update_config(cfg, load_preset(name))
     cfg.preset = name
-    merged: dict[str, Any] = {}
-    if isinstance(overrides, dict):
-        merged = overrides
-    else:
-        for text in overrides or []:
-            merged = _merge(merged, parse_override(text))
-    update_config(cfg, merged)
+    update_config(cfg, overrides if isinstance(overrides, dict) else parse_overrides(overrides or []))
     update_config(cfg, {k: v for k, v in top.items() if v is not None and k != "preset"})
     validate_config(cfg)
     return cfg

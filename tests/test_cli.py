@@ -83,3 +83,22 @@ def test_overrides_presets_and_json_round_trip(tmp_path):
     assert load_config(tmp_path / "c.json") == cfg
     shapes = resolve_config("shapes")
     assert shapes.prior.model.startswith(str(ROOT / "assets"))
+
+
+def test_config_json_reproduces_a_run(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["generate", "--prompt", "a cone", "--preset", "tiny-random", "--steps", "3", "--seed", "4",
+                 "--out", str(first), "--quiet"]) == 0
+    assert main(["generate", "--config", str(first / "config.json"), "--out", str(second), "--quiet"]) == 0
+
+    def rows(folder):
+        return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in open(folder / "metrics.jsonl")]
+
+    assert rows(first) == rows(second) and len(rows(first)) == 3
+    saved = json.loads((second / "config.json").read_text())
+    assert saved["prompt"] == "a cone" and saved["seed"] == 4
+
+
+def test_empty_prompt_is_refused(capsys, tmp_path):
+    assert main(["generate", "--prompt", "  ", "--preset", "tiny-random", "--out", str(tmp_path)]) == 2
+    assert "--prompt is empty" in capsys.readouterr().err

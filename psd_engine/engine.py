@@ -248,7 +248,7 @@ def _loop(run: Run, cfg: RunConfig, stop_event: threading.Event | None, started:
         else:
             nonfinite_in_row = 0
         run.log(done, metrics, elapsed)
-        if done % cfg.preview_every == 0 or done == cfg.steps:
+        if done % cfg.preview_every == 0 or done == cfg.steps or (done == 1 and cfg.preview_first_step):
             yield ProgressEvent(
                 step=done, total=cfg.steps, metrics=metrics, images=run.preview(), elapsed=elapsed,
                 label=run.label, skipped_steps=skipped_total,

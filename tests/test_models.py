@@ -16,27 +16,7 @@ from psd_engine.models import ModelNotFoundError, clear_cache, load_prior, model
 from psd_engine.models.tiny import TINY_SD_RESOLUTION, build_tiny_pixel, build_tiny_sd, write_clip_bpe_tokenizer
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP spin-waits (60x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """A private PSD3D_CACHE for this module (restored afterwards), and a clean prior cache."""
-    path = tmp_path_factory.mktemp("psd-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PSD3D_CACHE", str(path))
-    clear_cache()
-    yield path
-    clear_cache()
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

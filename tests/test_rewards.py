@@ -12,7 +12,7 @@ import torch
 
 from psd_engine.config import ConfigError, RewardConfig
 from psd_engine.models import ModelNotFoundError
-from psd_engine.rewards import clear_cache, load_reward
+from psd_engine.rewards import load_reward
 from psd_engine.rewards.clip_like import fit_square
 from psd_engine.rewards.tiny import (
     TINY_IMAGE_SIZE,
@@ -23,27 +23,7 @@ from psd_engine.rewards.tiny import (
 )
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP spin-waits."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """A private PSD3D_CACHE for this module (restored afterwards), and a clean reward cache."""
-    path = tmp_path_factory.mktemp("psd-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PSD3D_CACHE", str(path))
-    clear_cache()
-    yield path
-    clear_cache()
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

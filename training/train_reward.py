@@ -27,9 +27,7 @@ import argparse
 import dataclasses
 import json
 import math
-import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,7 @@ from psd_engine.config import PromptConfig  # noqa: E402
 from psd_engine.prompts import view_direction  # noqa: E402
 from psd_engine.shapes import degrade, world  # noqa: E402
 from psd_engine.shapes.taste import taste_2d  # noqa: E402
+from training.common import apply_set_overrides, output_folder, recorded_command  # noqa: E402
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip's default preprocessing, used by the loader
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -519,17 +518,7 @@ def config_from_args(args: argparse.Namespace) -> RewardTrainConfig:
     cfg = RewardTrainConfig()
     if args.smoke:
         cfg = dataclasses.replace(cfg, **SMOKE_OVERRIDES)
-    fields = {f.name for f in dataclasses.fields(RewardTrainConfig)}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            raise SystemExit(f"--set {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(fields))}")
-        current = getattr(cfg, name)
-        try:
-            parsed = value.lower() in ("1", "true", "yes", "on") if isinstance(current, bool) else type(current)(value)
-        except ValueError:
-            raise SystemExit(f"--set {item!r}: {name} must be a {type(current).__name__}") from None
-        cfg = dataclasses.replace(cfg, **{name: parsed})
+    cfg = apply_set_overrides(cfg, args.set)
     if args.minutes is not None:
         if args.minutes <= 0:
             raise SystemExit("--minutes must be > 0")
@@ -547,15 +536,8 @@ def main(argv: list[str] | None = None) -> dict:
     """Entry point: parse options, train, save; returns the training info."""
     args = parse_args(argv)
     cfg = config_from_args(args)
-    if args.out:
-        out = Path(args.out)
-    elif args.smoke:
-        out = Path(tempfile.mkdtemp(prefix="reward-smoke-"))
-    else:
-        out = ROOT / "assets" / "shapes-reward"
-    given = argv if argv is not None else sys.argv[1:]
-    command = "python training/train_reward.py " + " ".join(shlex.quote(a) for a in given)
-    return train(cfg, out, command, smoke=args.smoke)
+    out = output_folder(args.out, args.smoke, ROOT / "assets" / "shapes-reward", "reward-smoke-")
+    return train(cfg, out, recorded_command("training/train_reward.py", argv), smoke=args.smoke)
 
 
 if __name__ == "__main__":

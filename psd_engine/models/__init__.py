@@ -6,18 +6,15 @@ The cache keeps loaded priors between runs of the app; `clear_cache()` frees the
 """
 from __future__ import annotations
 
-import gc
-import threading
-
 import torch
 
 from ..config import ConfigError, PriorConfig
 from .base import DiffusionPrior, ModelNotFoundError, model_output_to_epsilon
+from .cache import ModelCache
 
 __all__ = ["DiffusionPrior", "ModelNotFoundError", "clear_cache", "load_prior", "model_output_to_epsilon"]
 
-_CACHE: dict[tuple, DiffusionPrior] = {}
-_LOCK = threading.Lock()
+_CACHE: ModelCache[DiffusionPrior] = ModelCache()
 
 
 def _cache_key(cfg: PriorConfig, device: torch.device) -> tuple:
@@ -30,11 +27,7 @@ def load_prior(cfg: PriorConfig, device: torch.device) -> DiffusionPrior:
     device = torch.device(device)
     if cfg.kind not in ("latent", "pixel"):
         raise ConfigError(f"prior.kind must be 'latent' or 'pixel'; got '{cfg.kind}'")
-    key = _cache_key(cfg, device)
-    with _LOCK:  # the app may start runs from several threads; load each model once
-        if key not in _CACHE:
-            _CACHE[key] = _load(cfg, device)
-        return _CACHE[key]
+    return _CACHE.get(_cache_key(cfg, device), lambda: _load(cfg, device))
 
 
 def _load(cfg: PriorConfig, device: torch.device) -> DiffusionPrior:
@@ -53,8 +46,4 @@ def _load(cfg: PriorConfig, device: torch.device) -> DiffusionPrior:
 
 def clear_cache() -> None:
     """Drop every cached prior (frees memory; the next load_prior reads from disk again)."""
-    with _LOCK:
-        _CACHE.clear()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _CACHE.clear()

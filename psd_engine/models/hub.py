@@ -125,3 +125,34 @@ def missing_weights_error(
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         lines.append(f"Cause: {type(cause).__name__}: {first}")
     return ModelNotFoundError("\n".join(lines))
+
+
+def model_source(name: str, revision: str | None = None) -> tuple[str, dict, Path | None]:
+    """Where from_pretrained reads `name`: (folder or hub id, its keyword arguments, the local folder or None)."""
+    if looks_like_path(name):
+        folder = Path(name).expanduser()
+        return str(folder), {}, folder
+    return name, hub_kwargs(revision), None
+
+
+@contextlib.contextmanager
+def weights_missing_reported(what: str, name: str, is_folder: bool) -> Iterator[None]:
+    """Within this block, a part of `name` that fails to load raises a ModelNotFoundError saying why."""
+    try:
+        yield
+    except WEIGHTS_MISSING_ERRORS as err:
+        if is_folder:
+            raise missing_weights_error(
+                what, name, folder=Path(name).expanduser().absolute(), problem="a part failed to load", cause=err
+            ) from err
+        raise missing_weights_error(what, name, cause=err) from err
+
+
+def check_model_folder(what: str, folder: Path, needed: list[str], layout: str) -> None:
+    """Raise ModelNotFoundError if `folder` is absent or lacks a `needed` path (`layout` describes the layout)."""
+    if not folder.is_dir():
+        raise missing_weights_error(what, str(folder), folder=folder.absolute(), problem="it does not exist")
+    missing = [n for n in needed if not (folder / n).exists()]
+    if missing:
+        problem = f"missing {', '.join(missing)} ({layout})"
+        raise missing_weights_error(what, str(folder), folder=folder.absolute(), problem=problem)

@@ -18,7 +18,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..config import PriorConfig
 from .base import freeze
-from .hub import WEIGHTS_MISSING_ERRORS, hub_kwargs, looks_like_path, missing_weights_error
+from .hub import check_model_folder, model_source, weights_missing_reported
 from .text import TextEncoder
 from .unet_prior import UNetPrior, apply_gpu_options, resize_square, resolve_dtype
 
@@ -62,33 +62,20 @@ class LatentPrior(UNetPrior):
 
 def check_sd_folder(folder: Path) -> None:
     """Raise ModelNotFoundError if `folder` lacks a part of the Stable Diffusion layout."""
-    if not folder.is_dir():
-        raise missing_weights_error("Diffusion prior", str(folder), folder=folder.absolute(), problem="it does not exist")
-    missing = [
-        f"{part}/{name}" if name else f"{part}/"
-        for part, name in SD_LAYOUT.items()
-        if not (folder / part / name if name else folder / part).exists()
-    ]
-    if missing:
-        problem = (
-            f"missing {', '.join(missing)} (a Stable Diffusion folder has "
-            f"{', '.join(p + '/' for p in SD_LAYOUT)} as written by diffusers save_pretrained)"
-        )
-        raise missing_weights_error("Diffusion prior", str(folder), folder=folder.absolute(), problem=problem)
+    needed = [f"{part}/{name}" for part, name in SD_LAYOUT.items()]
+    parts = ", ".join(p + "/" for p in SD_LAYOUT)
+    layout = f"a Stable Diffusion folder has {parts} as written by diffusers save_pretrained"
+    check_model_folder("Diffusion prior", folder, needed, layout)
 
 
 def load_latent_prior(cfg: PriorConfig, device: torch.device, model: str | None = None) -> LatentPrior:
     """Load a Stable-Diffusion-layout prior from `model` (default cfg.model): hub id or folder."""
     name = model or cfg.model
     dtype = resolve_dtype(cfg.dtype, device)
-    is_folder = looks_like_path(name)
-    if is_folder:
-        folder = Path(name).expanduser()
+    path, kwargs, folder = model_source(name, cfg.revision)
+    if folder is not None:
         check_sd_folder(folder)
-        path, kwargs = str(folder), {}
-    else:
-        path, kwargs = name, hub_kwargs(cfg.revision)
-    try:
+    with weights_missing_reported("Diffusion prior", name, is_folder=folder is not None):
         # safetensors are preferred; a .bin fallback is read by diffusers / transformers with
         # torch.load(weights_only=True), so no pickled code runs.
         scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", **kwargs)
@@ -96,12 +83,6 @@ def load_latent_prior(cfg: PriorConfig, device: torch.device, model: str | None 
         text_model = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, **kwargs)
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype, **kwargs)
         unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype, **kwargs)
-    except WEIGHTS_MISSING_ERRORS as err:
-        if is_folder:
-            raise missing_weights_error(
-                "Diffusion prior", name, folder=Path(name).expanduser().absolute(), problem="a part failed to load", cause=err
-            ) from err
-        raise missing_weights_error("Diffusion prior", name, cause=err) from err
     vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
     native = int(unet.config.sample_size) * vae_factor
     text_encoder = TextEncoder(tokenizer, text_model)

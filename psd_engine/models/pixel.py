@@ -42,7 +42,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ..config import PriorConfig
 from .base import ModelNotFoundError
-from .hub import OFFLINE_PRESETS_HINT, WEIGHTS_MISSING_ERRORS, hub_kwargs, looks_like_path, missing_weights_error
+from .hub import OFFLINE_PRESETS_HINT, check_model_folder, model_source, weights_missing_reported
 from .text import TextEncoder
 from .unet_prior import UNetPrior, apply_gpu_options, resize_square, resolve_dtype
 
@@ -123,44 +123,30 @@ def load_pixel_text_encoder(
 
 def check_pixel_folder(folder: Path, manifest: dict[str, Any]) -> None:
     """Raise ModelNotFoundError if `folder` lacks a part of the pixel-prior layout."""
-    if not folder.is_dir():
-        raise missing_weights_error("Diffusion prior", str(folder), folder=folder.absolute(), problem="it does not exist")
     needed = ["unet/config.json", "scheduler/scheduler_config.json"]
     if not manifest.get("text_encoder_package"):
         needed += ["text_encoder/config.json", "tokenizer/"]
-    missing = [n for n in needed if not (folder / n).exists()]
-    if missing:
-        problem = (
-            f"missing {', '.join(missing)} (a pixel prior folder has unet/, scheduler/ and either "
-            f"text_encoder/ + tokenizer/ or {MANIFEST_NAME} naming a text_encoder_package)"
-        )
-        raise missing_weights_error("Diffusion prior", str(folder), folder=folder.absolute(), problem=problem)
+    layout = (
+        f"a pixel prior folder has unet/, scheduler/ and either "
+        f"text_encoder/ + tokenizer/ or {MANIFEST_NAME} naming a text_encoder_package"
+    )
+    check_model_folder("Diffusion prior", folder, needed, layout)
 
 
 def load_pixel_prior(cfg: PriorConfig, device: torch.device, model: str | None = None) -> PixelPrior:
     """Load a pixel-space prior from `model` (default cfg.model): local folder or hub id."""
     name = model or cfg.model
     dtype = resolve_dtype(cfg.dtype, device)
-    is_folder = looks_like_path(name)
+    path, kwargs, folder = model_source(name, cfg.revision)
     manifest: dict[str, Any] = {}
-    if is_folder:
-        folder = Path(name).expanduser()
+    if folder is not None:
         if folder.is_dir():
             manifest = read_manifest(folder)
         check_pixel_folder(folder, manifest)
-        path, kwargs = str(folder), {}
-    else:
-        path, kwargs = name, hub_kwargs(cfg.revision)
-    try:
+    with weights_missing_reported("Diffusion prior", name, is_folder=folder is not None):
         scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", **kwargs)
         unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype, **kwargs)
         text_encoder = load_pixel_text_encoder(path, manifest, dtype=dtype, **kwargs)
-    except WEIGHTS_MISSING_ERRORS as err:
-        if is_folder:
-            raise missing_weights_error(
-                "Diffusion prior", name, folder=Path(name).expanduser().absolute(), problem="a part failed to load", cause=err
-            ) from err
-        raise missing_weights_error("Diffusion prior", name, cause=err) from err
     # IF-style UNets project the text first (encoder_hid_dim); others attend to it directly.
     cross = unet.config.encoder_hid_dim or unet.config.cross_attention_dim
     if text_encoder.hidden_size and isinstance(cross, int) and cross != text_encoder.hidden_size:

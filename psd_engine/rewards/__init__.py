@@ -8,20 +8,18 @@ Loaded models are cached in-process; `clear_cache()` frees them.
 from __future__ import annotations
 
 import dataclasses
-import gc
-import threading
 
 import torch
 
 from ..config import ConfigError, RewardConfig
+from ..models.cache import ModelCache
 from ..models.unet_prior import resolve_dtype
 from .base import RewardModel, broadcast_prompts
 
 __all__ = ["RewardModel", "broadcast_prompts", "clear_cache", "load_reward", "REWARD_KINDS"]
 
 REWARD_KINDS = ("hpsv2", "pickscore", "clip", "openclip", "none")
-_CACHE: dict[tuple, RewardModel] = {}
-_LOCK = threading.Lock()
+_CACHE: ModelCache[RewardModel] = ModelCache()
 
 
 def load_reward(cfg: RewardConfig, device: torch.device) -> RewardModel | None:
@@ -32,10 +30,7 @@ def load_reward(cfg: RewardConfig, device: torch.device) -> RewardModel | None:
         return None
     device = torch.device(device)
     key = (tuple(sorted(dataclasses.asdict(cfg).items())), str(device))
-    with _LOCK:  # the app may start runs from several threads; load each model once
-        if key not in _CACHE:
-            _CACHE[key] = _load(cfg, device)
-        return _CACHE[key]
+    return _CACHE.get(key, lambda: _load(cfg, device))
 
 
 def _load(cfg: RewardConfig, device: torch.device) -> RewardModel:
@@ -72,8 +67,4 @@ def _load(cfg: RewardConfig, device: torch.device) -> RewardModel:
 
 def clear_cache() -> None:
     """Drop every cached reward model (the next load_reward reads from disk again)."""
-    with _LOCK:
-        _CACHE.clear()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _CACHE.clear()

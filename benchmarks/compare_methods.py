@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from psd_engine.config import METHODS, resolve_config  # noqa: E402
 from psd_engine.engine import Run  # noqa: E402
 from psd_engine.evaluation import EvalConfig, render_views, score_views  # noqa: E402
+from psd_engine.shapes.judge import load_judge  # noqa: E402  (cached per process)
 
 FULL_PROMPTS = [
     "a red cube", "a blue sphere", "a green cone", "a yellow torus", "a purple cylinder", "an orange cube",
@@ -91,22 +92,10 @@ def run_one(preset: str, method: str, prompt: str, seed: int, steps: int, overri
                 curve.append(m.get("reward", float("nan")))
             seconds = time.perf_counter() - start
         views = render_views(run.field, run.renderer, ev, run.device)
-        scores = score_views(views, prompt, reward=run.reward, judge=_judge())
+        scores = score_views(views, prompt, reward=run.reward, judge=load_judge())
         run.close()
     return {"method": method, "prompt": prompt, "seed": seed, "steps": steps, **scores,
             "sec_per_step": seconds / steps, "peak_mb": mem.peak, "curve": curve}
-
-
-_JUDGE = None
-
-
-def _judge():
-    global _JUDGE
-    if _JUDGE is None:
-        from psd_engine.shapes.judge import load_judge
-
-        _JUDGE = load_judge()
-    return _JUDGE
 
 
 def add_hacking_gap(rows: list[dict]) -> None:
@@ -214,8 +203,6 @@ def main(argv: list[str] | None = None) -> int:
                     record(row, "sweep", method=f"lambda={lam:g} neg_lr={lr:g}")
         for prompt in prompts[: args.sweep_prompts]:
             record(run_one(args.preset, "sds", prompt, 0, steps, args.overrides, ev), "sweep")
-        for r in rows:
-            r["budget"] = "sweep"
         add_hacking_gap(rows)
         text = table(rows)
         name = "sweep"

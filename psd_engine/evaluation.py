@@ -6,14 +6,12 @@ the floater count, all on the same white-background views.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .config import RenderConfig
-from .scene.background import Background
 from .scene.cameras import orbit_cameras
 
 
@@ -32,9 +30,8 @@ class EvalConfig:
 def render_views(field, renderer, cfg: EvalConfig, device: torch.device) -> torch.Tensor:
     """Albedo renders (B, 3, H, W) on a white background from `cfg.views` evenly spaced azimuths."""
     cams = orbit_cameras(cfg.views, cfg.elevation, cfg.distance, cfg.fovy, device=device)
-    white = Background(replace(renderer.cfg, background="white") if isinstance(renderer.cfg, RenderConfig)
-                       else RenderConfig(background="white")).to(device)
-    out = renderer.render(field, cams, cfg.resolution, background=white, shading="albedo", perturb=False)
+    # background=None is white in the renderer, whatever background the run trained with.
+    out = renderer.render(field, cams, cfg.resolution, background=None, shading="albedo", perturb=False)
     return out["rgb"].clamp(0, 1)
 
 

@@ -161,65 +161,123 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def parse_grid(entries: list[str]) -> list[tuple[str, list[str]]]:
+    """`KEY=v1,v2,...` entries -> [(KEY, [v1, v2, ...])]; a clear error for a malformed entry."""
+    grid = []
+    for entry in entries:
+        key, sep, values = entry.partition("=")
+        if not sep or not key or not values:
+            raise SystemExit(f"--grid {entry!r}: expected KEY=v1,v2,... e.g. guidance.reward_grad_scale=10,100")
+        grid.append((key.strip(), [v.strip() for v in values.split(",") if v.strip()]))
+    return grid
+
+
+def grid_points(grid: list[tuple[str, list[str]]]) -> list[list[str]]:
+    """Every combination of the grid as a list of `KEY=value` overrides."""
+    points: list[list[str]] = [[]]
+    for key, values in grid:
+        points = [[*p, f"{key}={v}"] for p in points for v in values]
+    return points
+
+
+def point_label(point: list[str]) -> str:
+    """Short label of a grid point: the last part of each key with its value."""
+    return " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, _, v in (o.partition("=") for o in point))
+
+
+def _init_worker(threads: int) -> None:
+    """Each worker process computes on its own `threads` threads."""
+    torch.set_num_threads(threads)
+
+
+def run_tasks(tasks: list[tuple], jobs: int, threads: int) -> list[dict]:
+    """run_one over `tasks`, in this process (jobs=1) or in `jobs` worker processes; rows in task order."""
+    if jobs <= 1:
+        return [run_one(*t) for t in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
+        return list(pool.map(run_one, *zip(*tasks)))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the comparison (or the psd sweep) and write the results."""
+    """Run the comparison (or a sweep) and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="shapes")
     parser.add_argument("--quick", action="store_true", help="3 prompts x 1 seed, fewer steps, equal steps only")
-    parser.add_argument("--sweep", action="store_true", help="psd preference_scale x neg_lr grid instead")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=0, help="steps per run (0 = the preset's)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--sweep", action="store_true", help="a grid of settings of one method (--sweep-method, --grid) next to sds")
+    parser.add_argument("--sweep-method", default="psd", choices=METHODS)
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=v1,v2",
+                        help="sweep: a setting and its values (repeatable); default: psd's preference_scale x neg_lr")
     parser.add_argument("--lambdas", nargs="+", type=float, default=[0.0, 1.0, 4.0, 16.0], help="sweep: preference_scale values")
     parser.add_argument("--neg-lrs", nargs="+", type=float, default=[0.0, 1e-3, 1e-2, 1e-1], help="sweep: neg_lr values")
     parser.add_argument("--sweep-prompts", type=int, default=4, help="sweep: how many prompts of the set")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=0, help="steps per run (0 = the preset's)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--prompts", nargs="+", default=None, help="prompt set (default: 10 prompts, 4 held out; --quick: 3)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel worker processes (each with --threads threads)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0 = all cores / jobs)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="docs/results")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    threads = args.threads or max(torch.get_num_threads() // max(args.jobs, 1), 1)
+    torch.set_num_threads(threads)
     ev = EvalConfig()
     preset_steps = resolve_config(args.preset).steps
     steps = args.steps or (preset_steps // 2 if args.quick else preset_steps)
-    prompts = QUICK_PROMPTS if args.quick else FULL_PROMPTS
+    prompts = args.prompts or (QUICK_PROMPTS if args.quick else FULL_PROMPTS)
     seeds = list(range(1 if args.quick else args.seeds))
     rows: list[dict] = []
     started = time.perf_counter()
 
-    def record(row: dict, budget: str, **extra) -> None:
-        row.update(budget=budget, **extra)
-        rows.append(row)
-        print(f"[{time.perf_counter() - started:7.1f}s] {budget} {row['method']:<13} {row['prompt']:<18} seed={row['seed']} "
-              f"taste={row['taste']:.3f} reward={row.get('reward', float('nan')):.3f} "
-              f"fidelity={row.get('fidelity', float('nan')):.2f} {row['sec_per_step'] * 1000:.0f} ms/step", flush=True)
+    def record(batch: list[dict], labels: list[dict]) -> None:
+        for row, extra in zip(batch, labels):
+            row.update(extra)
+            rows.append(row)
+            print(f"[{time.perf_counter() - started:7.1f}s] {row['budget']} {row['method']:<13} {row['prompt']:<18} "
+                  f"seed={row['seed']} steps={row['steps']} taste={row['taste']:.3f} "
+                  f"reward={row.get('reward', float('nan')):.3f} fidelity={row.get('fidelity', float('nan')):.2f} "
+                  f"{row['sec_per_step'] * 1000:.0f} ms/step", flush=True)
+
+    def run_budget(budget: str, plan: list[tuple[str, str, int, int, list[str], str]]) -> None:
+        """plan: (method, prompt, seed, steps, overrides, label) runs, executed and recorded."""
+        tasks = [(args.preset, m, p, s, n, [*args.overrides, *o], ev) for m, p, s, n, o, _ in plan]
+        labels = [{"budget": budget, "method": label} for *_, label in plan]
+        record(run_tasks(tasks, args.jobs, threads), labels)
 
     if args.sweep:
-        for lam in args.lambdas:
-            for lr in args.neg_lrs:
-                for prompt in prompts[: args.sweep_prompts]:
-                    row = run_one(args.preset, "psd", prompt, 0, steps, [*args.overrides, f"guidance.preference_scale={lam}",
-                                                                           f"guidance.neg_lr={lr}"], ev)
-                    record(row, "sweep", method=f"lambda={lam:g} neg_lr={lr:g}")
-        for prompt in prompts[: args.sweep_prompts]:
-            record(run_one(args.preset, "sds", prompt, 0, steps, args.overrides, ev), "sweep")
+        grid = parse_grid(args.grid) or [("guidance.preference_scale", [f"{v:g}" for v in args.lambdas]),
+                                        ("guidance.neg_lr", [f"{v:g}" for v in args.neg_lrs])]
+        sweep_prompts = prompts[: args.sweep_prompts]
+        plan = [(args.sweep_method, p, 0, steps, point, f"{args.sweep_method} {point_label(point)}")
+                for point in grid_points(grid) for p in sweep_prompts]
+        plan += [("sds", p, 0, steps, [], "sds") for p in sweep_prompts]
+        run_budget("sweep", plan)
         add_hacking_gap(rows)
         text = table(rows)
-        name = "sweep"
+        name = f"sweep_{args.sweep_method}" if args.grid else "sweep"
     else:
-        for prompt in prompts:
-            for seed in seeds:
-                for method in args.methods:
-                    record(run_one(args.preset, method, prompt, seed, steps, args.overrides, ev), "equal-steps")
+        pairs = [(p, s) for p in prompts for s in seeds]
+        run_budget("equal-steps", [(m, p, s, steps, [], m) for p, s in pairs for m in args.methods])
         if not args.quick:
             # Equal wall-clock: every method gets the time sds took, at its own measured speed.
             per_step = {m: statistics.fmean(r["sec_per_step"] for r in rows if r["method"] == m) for m in args.methods}
             budget_s = steps * per_step.get("sds", min(per_step.values()))
-            for prompt in prompts:
-                for seed in seeds:
-                    for method in args.methods:
-                        n = max(int(budget_s / per_step[method]), 1)
-                        record(run_one(args.preset, method, prompt, seed, n, args.overrides, ev), "equal-time")
+            budget_steps = {m: max(int(budget_s / per_step[m]), 1) for m in args.methods}
+            # A method whose budget is the equal-steps count would repeat that run exactly (same
+            # config and seed, deterministic): its row is reused rather than recomputed.
+            done = {(r["method"], r["prompt"], r["seed"]): r for r in rows}
+            again = [(m, p, s, budget_steps[m], [], m) for p, s in pairs for m in args.methods if budget_steps[m] != steps]
+            run_budget("equal-time", again)
+            for p, s in pairs:
+                for m in args.methods:
+                    if budget_steps[m] == steps:
+                        rows.append({**done[(m, p, s)], "budget": "equal-time", "reused": True})
         add_hacking_gap(rows)
         text = table(rows)
         name = "quick" if args.quick else "compare"
@@ -227,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/compare_methods.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     report = (f"# {name}\n\nReproduce: `{command}`\n\npreset `{args.preset}`, {steps} steps (equal-steps), "
               f"{len(prompts)} prompts x {len(seeds)} seeds, views: {ev.views} at {ev.resolution} px. "
-              f"Total {time.perf_counter() - started:.0f} s on {torch.get_num_threads()} threads.\n\n{text}\n")
+              f"Total {time.perf_counter() - started:.0f} s, {args.jobs} job(s) x {threads} thread(s).\n\n{text}\n")
     (out / f"{name}.md").write_text(report)
     (out / f"{name}_rows.json").write_text(json.dumps(rows, indent=1))
     print(report)

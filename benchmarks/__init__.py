@@ -1,0 +1,1 @@
+"""Benchmark scripts (run as files; importable as a package by the tests)."""

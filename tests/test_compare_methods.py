@@ -1,0 +1,67 @@
+"""benchmarks/compare_methods.py: grid parsing, the hacking gap, CIs, and small real runs on tiny-random."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks import compare_methods as cm
+
+
+def test_grid_parsing_and_points():
+    grid = cm.parse_grid(["guidance.preference_scale=0,1", "guidance.neg_lr=0.02"])
+    assert grid == [("guidance.preference_scale", ["0", "1"]), ("guidance.neg_lr", ["0.02"])]
+    points = cm.grid_points(grid)
+    assert points == [["guidance.preference_scale=0", "guidance.neg_lr=0.02"],
+                      ["guidance.preference_scale=1", "guidance.neg_lr=0.02"]]
+    assert cm.point_label(points[1]) == "preference_scale=1 neg_lr=0.02"
+    with pytest.raises(SystemExit, match="expected KEY=v1,v2"):
+        cm.parse_grid(["guidance.reward_grad_scale"])
+
+
+def test_hacking_gap_is_reward_gain_minus_taste_gain_in_std_units():
+    rows = [
+        {"budget": "b", "method": "sds", "prompt": "p", "seed": 0, "reward": 0.0, "taste": 0.5},
+        {"budget": "b", "method": "x", "prompt": "p", "seed": 0, "reward": 1.0, "taste": 0.5},
+    ]
+    cm.add_hacking_gap(rows)
+    # pstdev of reward over the budget = 0.5; taste has no spread (std taken as 1).
+    assert rows[0]["hacking_gap"] == 0.0
+    assert rows[1]["hacking_gap"] == pytest.approx(2.0)
+
+
+def test_mean_ci_matches_student_t():
+    mean, half = cm.mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
+    assert math.isnan(cm.mean_ci([1.0])[1])
+
+
+def test_compare_equal_steps_and_equal_time_on_tiny_random(tmp_path, one_thread, cache_dir):
+    out = tmp_path / "res"
+    assert cm.main(["--preset", "tiny-random", "--steps", "3", "--seeds", "1", "--prompts", "a red cube",
+                    "--methods", "sds", "psd", "--out", str(out)]) == 0
+    rows = json.loads((out / "compare_rows.json").read_text())
+    by = {(r["budget"], r["method"]): r for r in rows}
+    assert set(by) == {("equal-steps", "sds"), ("equal-steps", "psd"), ("equal-time", "sds"), ("equal-time", "psd")}
+    # sds's equal-time budget is its own equal-steps run: reused, not recomputed.
+    assert by[("equal-time", "sds")].get("reused") is True
+    assert by[("equal-time", "sds")]["taste"] == by[("equal-steps", "sds")]["taste"]
+    assert by[("equal-steps", "sds")]["hacking_gap"] == 0.0
+    assert all(len(r["curve"]) == r["steps"] for r in rows)
+    text = (out / "compare.md").read_text()
+    assert "Reproduce: `python benchmarks/compare_methods.py --preset tiny-random" in text
+    assert "| equal-time | psd | 1 |" in text
+    assert (out / "compare_reward_curves.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_sweep_of_reward_grad_scale_in_two_worker_processes(tmp_path):
+    out = tmp_path / "res"
+    assert cm.main(["--preset", "tiny-random", "--steps", "2", "--sweep", "--sweep-method", "reward-grad",
+                    "--grid", "guidance.reward_grad_scale=1,100", "--sweep-prompts", "1", "--jobs", "2",
+                    "--threads", "1", "--out", str(out)]) == 0
+    rows = json.loads((out / "sweep_reward-grad_rows.json").read_text())
+    assert [r["method"] for r in rows] == ["reward-grad reward_grad_scale=1", "reward-grad reward_grad_scale=100", "sds"]
+    assert "2 job(s) x 1 thread(s)" in (out / "sweep_reward-grad.md").read_text()

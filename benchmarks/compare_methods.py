@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -190,16 +191,19 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_tasks(tasks: list[tuple], jobs: int, threads: int) -> list[dict]:
+def run_tasks(tasks: list[tuple], jobs: int, threads: int) -> Iterator[dict]:
     """run_one over `tasks`, in this process (jobs=1) or in `jobs` worker processes; rows in task order."""
+    if not tasks:
+        return
     if jobs <= 1:
-        return [run_one(*t) for t in tasks]
+        yield from (run_one(*t) for t in tasks)
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-        return list(pool.map(run_one, *zip(*tasks)))
+        yield from pool.map(run_one, *zip(*tasks))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     started = time.perf_counter()
 
-    def record(batch: list[dict], labels: list[dict]) -> None:
+    def record(batch: Iterable[dict], labels: list[dict]) -> None:
         for row, extra in zip(batch, labels):
             row.update(extra)
             rows.append(row)

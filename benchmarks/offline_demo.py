@@ -58,7 +58,7 @@ def score_run(prompt: str, out_dir: Path, judge) -> dict:
     """Judge and taste of the views a run exported."""
     import imageio.v3 as iio
 
-    views = split_grid(iio.imread(out_dir / "views.png")[..., :3], 4)
+    views = [v.astype(np.float32) / 255.0 for v in split_grid(iio.imread(out_dir / "views.png")[..., :3], 4)]
     predicted = judge.predict(views)
     want = parse_prompt(prompt)
     comps = taste_components(views)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             strip += s["views"][:2]
     import imageio.v3 as iio
 
-    iio.imwrite(out / "demo_views.png", np.concatenate(strip, axis=1))
+    iio.imwrite(out / "demo_views.png", (np.concatenate(strip, axis=1) * 255).round().astype(np.uint8))
     command = "python benchmarks/offline_demo.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     report = ("# Offline default: demo prompts\n\n"
               f"Reproduce: `{command}`\n\n"

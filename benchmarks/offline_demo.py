@@ -4,7 +4,7 @@ Each prompt runs through the CLI in a fresh process (`python -m psd_engine gener
 shapes --method psd`, default settings, HF_HUB_OFFLINE=1), so the wall time includes
 imports and model loading. The run's own views.png (4 views) is then scored: the fidelity
 judge's (shape, colour) per view, the ground-truth taste and its fog, floater and sharpness
-components. Writes <out>/demo.md and <out>/demo_views.png (two views per prompt).
+components. Writes <out>/<name>.md and <out>/<name>_views.png (two views per prompt).
 
     python benchmarks/offline_demo.py --out docs/results
 """
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", nargs="+", default=DEMO_PROMPTS + HELD_OUT_PROMPTS)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to the CLI as --set")
     parser.add_argument("--out", default="docs/results")
+    parser.add_argument("--name", default="demo", help="output file stem: <name>.md and <name>_views.png")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             strip += s["views"][:2]
     import imageio.v3 as iio
 
-    iio.imwrite(out / "demo_views.png", (np.concatenate(strip, axis=1) * 255).round().astype(np.uint8))
+    iio.imwrite(out / f"{args.name}_views.png", (np.concatenate(strip, axis=1) * 255).round().astype(np.uint8))
     command = "python benchmarks/offline_demo.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     report = ("# Offline default: demo prompts\n\n"
               f"Reproduce: `{command}`\n\n"
@@ -108,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
               "loop = generate() start to the last step; first step = generate() start to the end of step 1 "
               "(the first preview follows it). Scores from the run's views.png (4 views): fidelity judge, taste "
               "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best).\n\n"
-              + "\n".join(lines) + "\n\n![views](demo_views.png)\n")
-    (out / "demo.md").write_text(report)
+              + "\n".join(lines) + f"\n\n![views]({args.name}_views.png)\n")
+    (out / f"{args.name}.md").write_text(report)
     print(report)
     return 0
 

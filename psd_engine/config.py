@@ -170,6 +170,14 @@ class OptimConfig:
     lambda_entropy: float = 0.0  # binary-entropy of the rendered opacity (crisp silhouette)
     lambda_orient: float = 0.0  # orientation loss (used with shading)
     lambda_tv: float = 0.0  # total variation of the density grid (fewer floaters)
+    # Silhouette sharpening: the prior only sees render.resolution, so nothing pushes the opacity
+    # binary below that pixel size. When > 0, one random camera is also rendered at this resolution
+    # every `sharpen_every` steps from `sharpen_start` (fraction of the run), and only the opacity
+    # regularisers (lambda_entropy, lambda_opacity, times sharpen_scale) act on it - no prior or reward call.
+    sharpen_resolution: int = 0
+    sharpen_every: int = 2
+    sharpen_start: float = 0.33
+    sharpen_scale: float = 1.0
     max_nonfinite_steps: int = 5  # consecutive NaN/Inf steps before the run ends
 
 
@@ -380,6 +388,11 @@ def validate_config(cfg: RunConfig) -> None:
         (8 <= cfg.render.resolution <= 1024, "render.resolution must be in [8, 1024]"),
         (cfg.render.samples_per_ray >= 4, "render.samples_per_ray must be >= 4"),
         (cfg.field.resolution >= 4, "field.resolution must be >= 4"),
+        (cfg.optim.sharpen_resolution == 0 or 8 <= cfg.optim.sharpen_resolution <= 1024,
+         "optim.sharpen_resolution must be 0 (off) or in [8, 1024]"),
+        (cfg.optim.sharpen_every >= 1, "optim.sharpen_every must be >= 1"),
+        (0.0 <= cfg.optim.sharpen_start <= 1.0, "optim.sharpen_start must lie in [0, 1]"),
+        (cfg.optim.sharpen_scale >= 0, "optim.sharpen_scale must be >= 0"),
         (cfg.camera.batch_size >= 1, "camera.batch_size must be >= 1"),
         (cfg.prior.kind in ("latent", "pixel"), "prior.kind must be 'latent' or 'pixel'"),
         (cfg.reward.kind in ("hpsv2", "pickscore", "clip", "openclip", "none"),

@@ -124,6 +124,22 @@ class Run:
             return "albedo"
         return self.cfg.render.shading
 
+    def sharpens_at(self, step: int) -> bool:
+        """Whether this step adds the high-resolution silhouette term (optim.sharpen_*)."""
+        o = self.cfg.optim
+        return (o.sharpen_resolution > 0 and (o.lambda_entropy > 0 or o.lambda_opacity > 0)
+                and step >= o.sharpen_start * self.cfg.steps and step % o.sharpen_every == 0)
+
+    def sharpen_loss(self) -> torch.Tensor:
+        """Opacity regularisers on one random camera rendered at optim.sharpen_resolution."""
+        o = self.cfg.optim
+        cams = sample_cameras(self.cfg.camera, 1, self.generator, self.device)
+        with self.timer.section("render"):
+            out = self.renderer.render(self.field, cams, o.sharpen_resolution, background=self.background,
+                                       shading="albedo", generator=self.generator, perturb=True)
+        opacity = out["opacity"]
+        return o.sharpen_scale * (o.lambda_entropy * entropy_loss(opacity) + o.lambda_opacity * opacity_loss(opacity))
+
     def step(self, step: int) -> dict[str, Any]:
         """One optimisation step; returns metrics (with 'skipped' = 1.0 if NaN/Inf was caught)."""
         cfg = self.cfg
@@ -149,6 +165,8 @@ class Run:
             losses["loss_orient"] = o.lambda_orient * orient_loss(out["weights"], out["normals"], out["dirs"])
         if o.lambda_tv > 0:
             losses["loss_tv"] = o.lambda_tv * tv_loss(self.field)
+        if self.sharpens_at(step):
+            losses["loss_sharpen"] = self.sharpen_loss()
         loss = sum(losses.values())
         metrics = {k: v for k, v in result.items() if not k.startswith("loss_")}
         metrics.update({k: float(v.detach()) for k, v in losses.items()})

@@ -140,3 +140,30 @@ def test_renders_change_as_the_field_is_optimised(tmp_path):
     first, last = (np.stack(e.images).astype(float) for e in (events[0], events[-1]))
     assert np.abs(first - last).mean() > 0.1
     assert torch.get_num_threads() >= 1
+
+
+def test_sharpening_term_runs_on_schedule_and_only_with_opacity_regularisers(tmp_path):
+    cfg = resolve_config(
+        "tiny-random", ["guidance.method=sds", "optim.lambda_entropy=1", "optim.sharpen_resolution=24",
+                        "optim.sharpen_every=2", "optim.sharpen_start=0.5"],
+        prompt="a red cube", steps=8, preview_every=8, seed=0, out_dir=str(tmp_path),
+    )
+    assert isinstance(list(generate(cfg))[-1], FinalEvent)
+    sharpened = [r["step"] for r in rows(tmp_path / "metrics.jsonl") if "loss_sharpen" in r]
+    # 0-based steps 4 and 6 (>= 0.5 * 8, every 2nd) are logged as steps 5 and 7.
+    assert sharpened == [5, 7]
+    assert all(r["loss_sharpen"] > 0 for r in rows(tmp_path / "metrics.jsonl") if "loss_sharpen" in r)
+
+    off = resolve_config("tiny-random", ["guidance.method=sds", "optim.sharpen_resolution=24"], prompt="a red cube",
+                         steps=4, preview_every=4, out_dir=str(tmp_path / "off"))
+    list(generate(off))  # no opacity regulariser: nothing to sharpen with
+    assert not [r for r in rows(tmp_path / "off" / "metrics.jsonl") if "loss_sharpen" in r]
+
+
+def test_bad_sharpen_settings_are_refused_with_the_field_named():
+    from psd_engine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="optim.sharpen_resolution must be 0 \\(off\\) or in \\[8, 1024\\]"):
+        resolve_config("tiny-random", ["optim.sharpen_resolution=4"])
+    with pytest.raises(ConfigError, match="optim.sharpen_every must be >= 1"):
+        resolve_config("tiny-random", ["optim.sharpen_every=0"])

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from psd_engine.export.views import grid_shape  # noqa: E402
-from psd_engine.shapes.judge import load_judge, parse_prompt  # noqa: E402
-from psd_engine.shapes.taste import taste_3d, taste_components  # noqa: E402
+from psd_engine.shapes.judge import fidelity, load_judge  # noqa: E402
+from psd_engine.shapes.taste import taste_components  # noqa: E402
 
 DEMO_PROMPTS = ["a red cube", "a blue sphere", "a green cone", "a yellow torus", "a purple cylinder"]
 HELD_OUT_PROMPTS = ["a blue cone"]
@@ -59,15 +59,12 @@ def score_run(prompt: str, out_dir: Path, judge) -> dict:
     import imageio.v3 as iio
 
     views = [v.astype(np.float32) / 255.0 for v in split_grid(iio.imread(out_dir / "views.png")[..., :3], 4)]
-    predicted = judge.predict(views)
-    want = parse_prompt(prompt)
-    comps = taste_components(views)
+    comps = taste_components(views)  # includes "taste" (= taste_3d per view)
     return {
         "views": views,
-        "judged": predicted,
-        "right": sum(p == want for p in predicted),
-        "taste": taste_3d(views),
-        **{k: float(np.mean(comps[k])) for k in ("fog", "floaters", "sharpness")},
+        "judged": judge.predict(views),
+        "right": round(fidelity(views, prompt, judge) * len(views)),
+        **{k: float(np.mean(comps[k])) for k in ("taste", "fog", "floaters", "sharpness")},
     }
 
 

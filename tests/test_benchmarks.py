@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
-
 import numpy as np
+import pytest
 
 from benchmarks import compare_methods as cm
 from benchmarks import offline_demo
 from psd_engine.export import write_views_grid
+from psd_engine.shapes import world
+from psd_engine.shapes.judge import load_judge
+from psd_engine.shapes.taste import taste_3d
 
 
 def test_grid_parsing_and_points():
@@ -80,3 +82,15 @@ def test_offline_demo_reads_back_each_exported_view(tmp_path):
     tiles = offline_demo.split_grid(grid, 4)
     assert [t.shape for t in tiles] == [(8, 8, 3)] * 4
     assert [int(t[0, 0, 0]) for t in tiles] == [0, 40, 80, 120]
+
+
+def test_offline_demo_scores_exported_views_with_the_judge_and_the_taste(tmp_path):
+    specs = [world.ShapeSpec("cube", "red", yaw_deg=yaw) for yaw in (0.0, 30.0, 60.0, 90.0)]
+    images = world.render_specs(specs, 64)
+    write_views_grid([(im * 255).round().astype(np.uint8) for im in images], tmp_path / "views.png")
+    score = offline_demo.score_run("a red cube", tmp_path, load_judge())
+    assert score["judged"] == [("cube", "red")] * 4
+    assert score["right"] == 4
+    assert offline_demo.score_run("a blue cube", tmp_path, load_judge())["right"] == 0
+    assert score["taste"] == pytest.approx(taste_3d(score["views"]))
+    assert 0.0 <= score["sharpness"] <= 1.0 and score["floaters"] == pytest.approx(1.0)

@@ -9,13 +9,13 @@ import numpy as np
 import pygltflib
 import pytest
 import torch
-import trimesh
 from PIL import Image
 from pygltflib.validator import validate
 
 from psd_engine.config import CameraConfig, ExportConfig, FieldConfig, RenderConfig, RunConfig
 from psd_engine.export import (
-    ExportError, export_all, extract_mesh, render_turntable, to_uint8, write_glb, write_turntable, write_views_grid,
+    ExportError, export_all, extract_mesh, read_glb, render_turntable, to_uint8, write_glb, write_turntable,
+    write_views_grid,
 )
 from psd_engine.export import video as video_module
 from psd_engine.scene import Background, GridField, VolumeRenderer
@@ -39,19 +39,6 @@ def balls_field(balls: list[tuple[tuple[float, float, float], float]], resolutio
 
 def empty_field() -> GridField:
     return GridField(FieldConfig(resolution=16, blob_density=0.0, init_density=-5.0))
-
-
-def loaded_mesh_and_colours(path: Path) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """Load a GLB with trimesh; return its single mesh and per-vertex RGBA colours."""
-    scene = trimesh.load(path)
-    meshes = list(scene.geometry.values()) if isinstance(scene, trimesh.Scene) else [scene]
-    assert len(meshes) == 1
-    mesh = meshes[0]
-    # trimesh keeps COLOR_0 as `vertex_colors` when a primitive has no material, and as a vertex
-    # attribute of the material's TextureVisuals when it has one (as ours does).
-    if isinstance(mesh.visual, trimesh.visual.ColorVisuals):
-        return mesh, np.asarray(mesh.visual.vertex_colors)
-    return mesh, np.asarray(mesh.visual.vertex_attributes["color"])
 
 
 def small_export_cfg(**kw) -> ExportConfig:
@@ -79,8 +66,8 @@ def test_ball_mesh_is_closed_red_and_survives_glb_round_trip(tmp_path):
 
     path = write_glb(mesh, tmp_path / "ball.glb", cfg)
     assert path == tmp_path / "ball.glb" and path.read_bytes()[:4] == b"glTF"
-    loaded, loaded_colours = loaded_mesh_and_colours(path)
-    assert len(loaded.faces) == len(mesh.faces)
+    loaded, loaded_colours = read_glb(path)
+    assert len(loaded.faces) == len(mesh.faces) and loaded_colours.shape == (len(loaded.vertices), 4)
     assert loaded_colours[:, 0].min() >= 250 and loaded_colours[:, 1:3].max() <= 5  # red stays red
 
     gltf = pygltflib.GLTF2().load(str(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from psd_engine.config import RunConfig
-from psd_engine.export.mesh import ExportError, extract_mesh, write_glb
+from psd_engine.export.mesh import ExportError, extract_mesh, read_glb, write_glb
 from psd_engine.export.video import render_orbit, render_turntable, write_turntable
 from psd_engine.export.views import to_uint8, write_views_grid
 from psd_engine.scene.background import Background
@@ -12,8 +12,8 @@ from psd_engine.scene.field import Field
 from psd_engine.scene.renderer import VolumeRenderer
 
 __all__ = [
-    "ExportError", "export_all", "extract_mesh", "render_orbit", "render_turntable", "to_uint8", "write_glb",
-    "write_turntable", "write_views_grid",
+    "ExportError", "export_all", "extract_mesh", "read_glb", "render_orbit", "render_turntable", "to_uint8",
+    "write_glb", "write_turntable", "write_views_grid",
 ]
 
 

@@ -121,3 +121,33 @@ def write_glb(mesh: trimesh.Trimesh, path: str | Path, cfg: ExportConfig | None 
     )
     path.write_bytes(data)
     return path
+
+
+def read_glb(path: str | Path) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """The mesh in a GLB file (primitives merged, node transforms applied) and its RGBA colours (V, 4) uint8."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no GLB file at {path}; pass the model.glb a run wrote")
+    scene = trimesh.load(path, force="scene")
+    parts, colours = [], []
+    for node in scene.graph.nodes_geometry:
+        transform, name = scene.graph[node]
+        geom = scene.geometry[name]
+        if not isinstance(geom, trimesh.Trimesh) or len(geom.faces) == 0:
+            continue
+        # trimesh keeps COLOR_0 as `vertex_colors` when a primitive has no material, and as a vertex
+        # attribute of the material's TextureVisuals when it has one (as ours does). Scene.dump() drops
+        # the latter, so the colours are read here and the transform applied by hand.
+        if isinstance(geom.visual, trimesh.visual.ColorVisuals):
+            rgba = np.asarray(geom.visual.vertex_colors)
+        else:
+            rgba = np.asarray(geom.visual.vertex_attributes.get("color", np.zeros((0, 4))))
+        if len(rgba) != len(geom.vertices):
+            rgba = np.full((len(geom.vertices), 4), 255, dtype=np.uint8)  # no colours in the file: white
+        vertices = trimesh.transformations.transform_points(geom.vertices, transform)
+        parts.append(trimesh.Trimesh(vertices=vertices, faces=geom.faces, process=False))
+        colours.append(rgba.astype(np.uint8))
+    if not parts:
+        raise ValueError(f"{path} holds no triangles")
+    mesh = parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts)
+    return mesh, np.concatenate(colours)

@@ -2,9 +2,12 @@
 
 Each prompt runs through the CLI in a fresh process (`python -m psd_engine generate --preset
 shapes --method psd`, default settings, HF_HUB_OFFLINE=1), so the wall time includes
-imports and model loading. The run's own views.png (4 views) is then scored: the fidelity
-judge's (shape, colour) per view, the ground-truth taste and its fog, floater and sharpness
-components. Writes <out>/<name>.md and <out>/<name>_views.png (two views per prompt).
+imports and model loading. Two things a run exports are scored: its views.png (4 volume
+renders of the field) and its model.glb (the mesh users download and the app shows), rendered
+from the same 4 cameras by psd_engine/export/raster.py. Each gets the fidelity judge's (shape,
+colour) per view, the ground-truth taste and its fog, floater and sharpness components.
+Writes <out>/<name>.md and <out>/<name>_views.png (per prompt: two volume views over the same
+two views of the GLB mesh, lit).
 
     python benchmarks/offline_demo.py --out docs/results
 """
@@ -25,7 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from psd_engine.config import load_config  # noqa: E402
+from psd_engine.export.raster import render_glb  # noqa: E402
 from psd_engine.export.views import grid_shape  # noqa: E402
+from psd_engine.scene.cameras import orbit_cameras  # noqa: E402
 from psd_engine.shapes.judge import fidelity, load_judge  # noqa: E402
 from psd_engine.shapes.taste import taste_components  # noqa: E402
 
@@ -54,11 +60,8 @@ def run_prompt(prompt: str, out_dir: Path, extra: list[str]) -> dict:
     return {"wall": wall, "loop": rows[-1]["time"], "first_step": rows[0]["time"], "steps": rows[-1]["step"]}
 
 
-def score_run(prompt: str, out_dir: Path, judge) -> dict:
-    """Judge and taste of the views a run exported."""
-    import imageio.v3 as iio
-
-    views = [v.astype(np.float32) / 255.0 for v in split_grid(iio.imread(out_dir / "views.png")[..., :3], 4)]
+def score_views(prompt: str, views: list[np.ndarray], judge) -> dict:
+    """Judge and taste of one asset's views (H, W, 3) floats in [0, 1]."""
     comps = taste_components(views)  # includes "taste" (= taste_3d per view)
     return {
         "views": views,
@@ -66,6 +69,32 @@ def score_run(prompt: str, out_dir: Path, judge) -> dict:
         "right": round(fidelity(views, prompt, judge) * len(views)),
         **{k: float(np.mean(comps[k])) for k in ("taste", "fog", "floaters", "sharpness")},
     }
+
+
+def glb_views(out_dir: Path, n: int, resolution: int, shading: str) -> list[np.ndarray]:
+    """The run's model.glb rendered from the n cameras its views.png used."""
+    camera = load_config(out_dir / "config.json").camera
+    cams = orbit_cameras(n, camera.preview_elevation, camera.preview_distance, camera.preview_fovy)
+    images = render_glb(out_dir / "model.glb", cams, resolution, shading=shading)
+    return list(images.permute(0, 2, 3, 1).numpy())
+
+
+def score_run(prompt: str, out_dir: Path, judge) -> dict:
+    """Scores of the views.png and of the model.glb a run exported, plus lit GLB views to show."""
+    import imageio.v3 as iio
+
+    views = [v.astype(np.float32) / 255.0 for v in split_grid(iio.imread(out_dir / "views.png")[..., :3], 4)]
+    side = views[0].shape[0]
+    return {
+        "volume": score_views(prompt, views, judge),
+        "mesh": score_views(prompt, glb_views(out_dir, len(views), side, "albedo"), judge),
+        "mesh_lit": glb_views(out_dir, len(views), side, "lambertian"),
+    }
+
+
+def _cells(s: dict) -> str:
+    names = ", ".join(sorted({f"{c} {sh}" for sh, c in s["judged"]}))
+    return f"{s['right']}/4 ({names}) | {s['taste']:.2f} | {s['fog']:.2f} | {s['floaters']:.2f} | {s['sharpness']:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,21 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     extra = [a for o in args.overrides for a in ("--set", o)]
     judge = load_judge()
-    lines = ["| prompt | wall (s) | loop (s) | first step (s) | judge: right views of 4 (predictions) | taste | fog | floaters | sharpness |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| prompt | asset | wall (s) | loop (s) | first step (s) | judge: right views of 4 (predictions) | taste "
+             "| fog | floaters | sharpness |", "|---|---|---|---|---|---|---|---|---|---|"]
     strip = []
     with tempfile.TemporaryDirectory() as tmp:
         for prompt in args.prompts:
             run_dir = Path(tmp) / prompt.replace(" ", "_")
             t = run_prompt(prompt, run_dir, extra)
             s = score_run(prompt, run_dir, judge)
-            names = ", ".join(sorted({f"{c} {sh}" for sh, c in s["judged"]}))
             held = " (held out)" if prompt in HELD_OUT_PROMPTS else ""
-            lines.append(f"| {prompt}{held} | {t['wall']:.1f} | {t['loop']:.1f} | {t['first_step']:.2f} | "
-                         f"{s['right']}/4 ({names}) | {s['taste']:.2f} | {s['fog']:.2f} | {s['floaters']:.2f} | "
-                         f"{s['sharpness']:.2f} |")
-            print(lines[-1], flush=True)
-            strip += s["views"][:2]
+            lines.append(f"| {prompt}{held} | views.png | {t['wall']:.1f} | {t['loop']:.1f} | {t['first_step']:.2f} "
+                         f"| {_cells(s['volume'])} |")
+            lines.append(f"| | model.glb | | | | {_cells(s['mesh'])} |")
+            print("\n".join(lines[-2:]), flush=True)
+            strip.append(np.concatenate([np.concatenate(s["volume"]["views"][:2], axis=1),
+                                         np.concatenate(s["mesh_lit"][:2], axis=1)], axis=0))
     import imageio.v3 as iio
 
     iio.imwrite(out / f"{args.name}_views.png", (np.concatenate(strip, axis=1) * 255).round().astype(np.uint8))
@@ -104,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
               "Each row: `python -m psd_engine generate --prompt P --preset shapes --method psd` in a fresh process "
               "(default settings, HF_HUB_OFFLINE=1). wall = the whole process (imports, model loading, run, export); "
               "loop = generate() start to the last step; first step = generate() start to the end of step 1 "
-              "(the first preview follows it). Scores from the run's views.png (4 views): fidelity judge, taste "
-              "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best).\n\n"
+              "(the first preview follows it). Scores of two exports, each from the same 4 views at the same size: "
+              "views.png (volume renders of the field) and model.glb (the mesh, rendered by "
+              "psd_engine/export/raster.py with its vertex colours): fidelity judge, taste "
+              "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best). The picture shows, per "
+              "prompt, two views of views.png over the same two views of the GLB, lit.\n\n"
               + "\n".join(lines) + f"\n\n![views]({args.name}_views.png)\n")
     (out / f"{args.name}.md").write_text(report)
     print(report)

@@ -1,5 +1,5 @@
 """The benchmark scripts: compare_methods (grid parsing, hacking gap, CIs, small real runs on tiny-random)
-and offline_demo (reading back the views a run exported)."""
+and offline_demo (reading back the views and the GLB a run exported)."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,12 @@ import math
 
 import numpy as np
 import pytest
+import trimesh
 
 from benchmarks import compare_methods as cm
 from benchmarks import offline_demo
-from psd_engine.export import write_views_grid
+from psd_engine.config import resolve_config, save_config
+from psd_engine.export import write_glb, write_views_grid
 from psd_engine.shapes import world
 from psd_engine.shapes.judge import load_judge
 from psd_engine.shapes.taste import taste_3d
@@ -84,13 +86,25 @@ def test_offline_demo_reads_back_each_exported_view(tmp_path):
     assert [int(t[0, 0, 0]) for t in tiles] == [0, 40, 80, 120]
 
 
-def test_offline_demo_scores_exported_views_with_the_judge_and_the_taste(tmp_path):
+def test_offline_demo_scores_exported_views_and_glb_with_the_judge_and_the_taste(tmp_path):
     specs = [world.ShapeSpec("cube", "red", yaw_deg=yaw) for yaw in (0.0, 30.0, 60.0, 90.0)]
     images = world.render_specs(specs, 64)
     write_views_grid([(im * 255).round().astype(np.uint8) for im in images], tmp_path / "views.png")
+    save_config(resolve_config("shapes", prompt="a red cube"), tmp_path / "config.json")
+    box = trimesh.creation.box(extents=(0.9, 0.9, 0.9))
+    box.visual = trimesh.visual.ColorVisuals(box, vertex_colors=np.tile([230, 20, 20, 255], (len(box.vertices), 1)))
+    write_glb(box, tmp_path / "model.glb")
+
     score = offline_demo.score_run("a red cube", tmp_path, load_judge())
-    assert score["judged"] == [("cube", "red")] * 4
-    assert score["right"] == 4
-    assert offline_demo.score_run("a blue cube", tmp_path, load_judge())["right"] == 0
-    assert score["taste"] == pytest.approx(taste_3d(score["views"]))
-    assert 0.0 <= score["sharpness"] <= 1.0 and score["floaters"] == pytest.approx(1.0)
+    volume, mesh = score["volume"], score["mesh"]
+    assert volume["judged"] == [("cube", "red")] * 4
+    assert volume["right"] == 4
+    assert volume["taste"] == pytest.approx(taste_3d(volume["views"]))
+    assert 0.0 <= volume["sharpness"] <= 1.0 and volume["floaters"] == pytest.approx(1.0)
+    # The GLB is rendered from the same cameras at the same size: a red box, crisp and clean.
+    assert [v.shape for v in mesh["views"]] == [(64, 64, 3)] * 4
+    assert mesh["right"] == 4
+    assert mesh["sharpness"] == pytest.approx(1.0) and mesh["fog"] == pytest.approx(1.0)
+    assert len(score["mesh_lit"]) == 4
+    blue = offline_demo.score_run("a blue cube", tmp_path, load_judge())
+    assert blue["volume"]["right"] == 0 and blue["mesh"]["right"] == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--method", choices=METHODS, default=None)
     gen.add_argument("--steps", type=int, default=None)
     gen.add_argument("--seed", type=int, default=None)
-    gen.add_argument("--preview-every", type=int, default=None)
+    gen.add_argument("--preview-every", type=int, default=None,
+                     help="steps between previews; each one overwrites <out>/preview.png (the current views)")
     gen.add_argument("--out", default=None, help="output folder (default: outputs/<prompt>-<method>-<seed>)")
     gen.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps")
     gen.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -34,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:40] or "run"
+
+
+def _write_preview(images: list, path: Path) -> None:
+    """Replace path with a grid of the current views in one step, so a viewer never reads half a file."""
+    from .export.views import write_views_grid
+
+    partial = path.with_name(path.stem + ".partial.png")
+    write_views_grid(images, partial)
+    os.replace(partial, path)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -65,6 +76,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     repro = "-repro" if args.config else ""  # never overwrite the run being reproduced
     cfg.out_dir = args.out or str(Path("outputs") / f"{_slug(cfg.prompt)}-{cfg.guidance.method}-{cfg.seed}{repro}")
     bar = tqdm(total=cfg.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
+    preview = Path(cfg.out_dir) / "preview.png"
+    if not args.quiet:
+        bar.write(f"preview: {preview} (rewritten every {cfg.preview_every} steps)")
     label_shown = False
     code = 0
     for event in generate(cfg):
@@ -78,6 +92,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 post["win-lose"] = f"{m['reward_win'] - m['reward_lose']:.3g}"
             bar.set_postfix(post)
             bar.update(event.step - bar.n)
+            if event.images:
+                _write_preview(event.images, preview)
         elif isinstance(event, WarningEvent):
             bar.write(f"warning: {event.message}")
         elif isinstance(event, FinalEvent):

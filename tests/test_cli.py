@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import trimesh
 
 from psd_engine.cli import main
 from psd_engine.config import ConfigError, load_preset, parse_override, resolve_config, save_config, load_config
+from psd_engine.export import read_glb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,20 @@ def test_each_method_runs_through_the_cli(tmp_path, method):
     assert config["guidance"]["method"] == method and config["steps"] == 4
 
 
+def test_cli_keeps_the_latest_preview_on_disk(tmp_path, capsys):
+    code = main(["generate", "--prompt", "a red cube", "--preset", "tiny-random", "--steps", "4",
+                 "--preview-every", "2", "--out", str(tmp_path)])
+    assert code == 0
+    assert f"preview: {tmp_path / 'preview.png'} (rewritten every 2 steps)" in capsys.readouterr().out
+    import imageio.v3 as iio
+
+    preview = iio.imread(tmp_path / "preview.png")
+    cfg = resolve_config("tiny-random")
+    side = cfg.render.preview_resolution
+    assert preview.shape == (2 * side, 2 * side, 3)  # 4 views in a 2x2 grid
+    assert not list(tmp_path.glob("*.partial.png"))
+
+
 @pytest.mark.slow
 def test_acceptance_run_tiny_random_psd(tmp_path):
     """The issue's reviewer command, as a user runs it (a subprocess, offline)."""
@@ -39,10 +53,8 @@ def test_acceptance_run_tiny_random_psd(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "NOT a real generation" in proc.stdout + proc.stderr
-    (mesh,) = trimesh.load(tmp_path / "model.glb").geometry.values()
+    mesh, colours = read_glb(tmp_path / "model.glb")
     assert len(mesh.faces) > 0
-    # With a PBR material trimesh keeps COLOR_0 as a vertex attribute instead of vertex_colors.
-    colours = mesh.visual.vertex_attributes["color"]
     assert colours.shape == (len(mesh.vertices), 4)
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert len(rows) >= 3

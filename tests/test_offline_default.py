@@ -6,7 +6,10 @@ import pytest
 from psd_engine.config import resolve_config
 from psd_engine.engine import Run, check_preset, default_preset
 from psd_engine.evaluation import EvalConfig, render_views, score_views
+from psd_engine.export import extract_mesh, write_glb
+from psd_engine.export.raster import render_glb
 from psd_engine.knowledge import known_concepts, prompt_warning
+from psd_engine.scene.cameras import orbit_cameras
 from psd_engine.shapes.judge import load_judge
 from psd_engine.shapes.world import parse_prompt
 
@@ -27,24 +30,34 @@ def test_prompt_warning_for_far_prompts_only():
     assert "only knows simple coloured shapes" in warning and "nearest:" in warning
 
 
-def _optimise(prompt: str, steps: int, tmp_path, method: str = "psd"):
+def _optimise(prompt: str, steps: int, tmp_path, method: str = "psd", glb: bool = False):
     cfg = resolve_config("shapes", [f"guidance.method={method}"], prompt=prompt, steps=steps, seed=0,
                          out_dir=str(tmp_path))
     run = Run(cfg)
     for step in range(steps):
         run.step(step)
-    views = render_views(run.field, run.renderer, EvalConfig(views=4), run.device)
+    eval_cfg = EvalConfig(views=4)
+    views = render_views(run.field, run.renderer, eval_cfg, run.device)
     scores = score_views(views, prompt, reward=run.reward, judge=load_judge())
     predicted = load_judge().predict(views)
+    if glb:  # the mesh users download, written and read back as a file, seen from the same cameras
+        path = write_glb(extract_mesh(run.field, cfg.export), tmp_path / "model.glb", cfg.export)
+        cams = orbit_cameras(eval_cfg.views, eval_cfg.elevation, eval_cfg.distance, eval_cfg.fovy)
+        mesh_views = render_glb(path, cams, eval_cfg.resolution)
+        scores["glb"] = score_views(mesh_views, prompt, judge=load_judge())
+        scores["glb_predicted"] = load_judge().predict(mesh_views)
     run.close()
     return scores, predicted
 
 
 @pytest.mark.slow
 def test_short_run_makes_the_prompted_shape_and_colour(tmp_path):
-    scores, predicted = _optimise("a red cube", 200, tmp_path)
+    scores, predicted = _optimise("a red cube", 200, tmp_path, glb=True)
     assert scores["fidelity"] >= 0.75, predicted  # at least 3 of 4 views: a red cube
     assert sum(p == parse_prompt("a red cube") for p in predicted) >= 3
+    # The exported GLB too: a red cube from at least 3 of 4 views, with nothing floating beside it.
+    assert scores["glb"]["fidelity"] >= 0.75, scores["glb_predicted"]
+    assert scores["glb"]["floaters"] == 0.0
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from psd_engine.config import load_config  # noqa: E402
-from psd_engine.export.raster import render_glb  # noqa: E402
+from psd_engine.export.raster import glb_mesh, rasterize_mesh  # noqa: E402
 from psd_engine.export.views import grid_shape  # noqa: E402
 from psd_engine.scene.cameras import orbit_cameras  # noqa: E402
 from psd_engine.shapes.judge import fidelity, load_judge  # noqa: E402
@@ -71,12 +71,13 @@ def score_views(prompt: str, views: list[np.ndarray], judge) -> dict:
     }
 
 
-def glb_views(out_dir: Path, n: int, resolution: int, shading: str) -> list[np.ndarray]:
-    """The run's model.glb rendered from the n cameras its views.png used."""
+def glb_views(out_dir: Path, n: int, resolution: int) -> dict[str, list[np.ndarray]]:
+    """The run's model.glb (read once) rendered from the n cameras its views.png used, per shading."""
     camera = load_config(out_dir / "config.json").camera
     cams = orbit_cameras(n, camera.preview_elevation, camera.preview_distance, camera.preview_fovy)
-    images = render_glb(out_dir / "model.glb", cams, resolution, shading=shading)
-    return list(images.permute(0, 2, 3, 1).numpy())
+    mesh = glb_mesh(out_dir / "model.glb")
+    return {shading: list(rasterize_mesh(*mesh, cams, resolution, shading=shading).permute(0, 2, 3, 1).numpy())
+            for shading in ("albedo", "lambertian")}
 
 
 def score_run(prompt: str, out_dir: Path, judge) -> dict:
@@ -84,11 +85,11 @@ def score_run(prompt: str, out_dir: Path, judge) -> dict:
     import imageio.v3 as iio
 
     views = [v.astype(np.float32) / 255.0 for v in split_grid(iio.imread(out_dir / "views.png")[..., :3], 4)]
-    side = views[0].shape[0]
+    mesh_views = glb_views(out_dir, len(views), views[0].shape[0])
     return {
         "volume": score_views(prompt, views, judge),
-        "mesh": score_views(prompt, glb_views(out_dir, len(views), side, "albedo"), judge),
-        "mesh_lit": glb_views(out_dir, len(views), side, "lambertian"),
+        "mesh": score_views(prompt, mesh_views["albedo"], judge),
+        "mesh_lit": mesh_views["lambertian"],
     }
 
 

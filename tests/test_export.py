@@ -71,6 +71,7 @@ def test_ball_mesh_is_closed_red_and_survives_glb_round_trip(tmp_path):
     assert loaded_colours[:, 0].min() >= 250 and loaded_colours[:, 1:3].max() <= 5  # red stays red
 
     gltf = pygltflib.GLTF2().load(str(path))
+    assert len(gltf.meshes) == 1 and len(gltf.meshes[0].primitives) == 1
     primitive = gltf.meshes[0].primitives[0]
     assert primitive.attributes.COLOR_0 is not None and primitive.attributes.NORMAL is not None
     colour_accessor = gltf.accessors[primitive.attributes.COLOR_0]

@@ -17,21 +17,23 @@ import torch
 from torch import Tensor
 
 from psd_engine.export.mesh import read_glb
-from psd_engine.scene.cameras import Cameras
+from psd_engine.scene.cameras import Cameras, focal_pixels
 
 SHADINGS = ("albedo", "lambertian")
 
 
 def _project(vertices: Tensor, c2w: Tensor, fovy_deg: float, size: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Pixel x, y (pixel-centre units: centre of pixel i is at i) and depth along the view axis."""
+    """Pixel x, y (pixel-centre units: centre of pixel i is at i) and depth along the view axis.
+
+    The inverse of scene.cameras.get_rays: same focal length, row 0 at the top.
+    """
     rel = vertices - c2w[:3, 3]
     cam = rel @ c2w[:3, :3]  # columns of c2w's rotation are right, up, back
     depth = -cam[:, 2]
-    tan_half = math.tan(math.radians(fovy_deg) / 2)
+    focal = focal_pixels(fovy_deg, size)
     safe = depth.clamp_min(1e-6)
-    ndc_x = cam[:, 0] / (safe * tan_half)
-    ndc_y = cam[:, 1] / (safe * tan_half)
-    return (ndc_x + 1) / 2 * size - 0.5, (1 - ndc_y) / 2 * size - 0.5, depth
+    centre = size / 2 - 0.5
+    return centre + focal * cam[:, 0] / safe, centre - focal * cam[:, 1] / safe, depth
 
 
 def _rasterize_one(vertices: Tensor, faces: Tensor, colours: Tensor, c2w: Tensor, fovy_deg: float, size: int,
@@ -99,7 +101,8 @@ def rasterize_mesh(vertices: np.ndarray | Tensor, faces: np.ndarray | Tensor, co
     """Images (B, 3, H, W) in [0, 1] of a vertex-coloured mesh on white, one per camera.
 
     shading "albedo" shows the vertex colours as they are (like the engine's albedo views);
-    "lambertian" multiplies them by ambient + (1 - ambient) * max(0, n . l) with a head light.
+    "lambertian" multiplies them by ambient + (1 - ambient) * |n . l| per face, with a light at the
+    camera (both sides lit, so winding does not matter).
     """
     if shading not in SHADINGS:
         raise ValueError(f"shading must be one of {', '.join(SHADINGS)}; got '{shading}'")
@@ -115,19 +118,20 @@ def rasterize_mesh(vertices: np.ndarray | Tensor, faces: np.ndarray | Tensor, co
         raise ValueError(f"need vertices (V, 3), faces (F, 3) and colours (V, 3); got {tuple(v.shape)}, "
                          f"{tuple(f.shape)}, {tuple(c.shape)}")
     size = resolution * supersample
+    if shading == "lambertian":
+        # Flat shading per face: each face gets its own three vertices so its light is its own.
+        tri = v[f]
+        normals = torch.nn.functional.normalize(torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1),
+                                                dim=-1)
+        centres = tri.mean(1)
+        verts, fcs = tri.reshape(-1, 3), torch.arange(f.numel(), device=device).view(-1, 3)
     images = []
     for b in range(len(cameras)):
         c2w = cameras.c2w[b].float()
         if shading == "lambertian":
-            tri = v[f]
-            normals = torch.nn.functional.normalize(torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1),
-                                                    dim=-1)
-            to_camera = torch.nn.functional.normalize(c2w[:3, 3] - tri.mean(1), dim=-1)
+            to_camera = torch.nn.functional.normalize(c2w[:3, 3] - centres, dim=-1)
             lit = ambient + (1 - ambient) * (normals * to_camera).sum(-1).abs()
-            # Flat shading per face: give each face its own three vertices so its light is its own.
-            face_colours = c[f] * lit[:, None, None]
-            verts, fcs, cols = tri.reshape(-1, 3), torch.arange(f.numel(), device=device).view(-1, 3), \
-                face_colours.reshape(-1, 3)
+            cols = (c[f] * lit[:, None, None]).reshape(-1, 3)
         else:
             verts, fcs, cols = v, f, c
         rgb, covered = _rasterize_one(verts, fcs, cols, c2w, float(cameras.fovy_deg[b]), size, near, chunk)
@@ -139,8 +143,13 @@ def rasterize_mesh(vertices: np.ndarray | Tensor, faces: np.ndarray | Tensor, co
     return torch.cat(images)
 
 
-def render_glb(path: str | Path, cameras: Cameras, resolution: int, shading: str = "albedo", supersample: int = 2) -> Tensor:
-    """Images (B, 3, H, W) of the mesh in a GLB file (e.g. a run's model.glb), one per camera."""
+def glb_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices (V, 3), faces (F, 3) and RGB vertex colours in [0, 1] (V, 3) of the mesh in a GLB file."""
     mesh, colours = read_glb(path)
-    return rasterize_mesh(mesh.vertices, mesh.faces, colours[:, :3] / 255.0, cameras, resolution,
-                          supersample=supersample, shading=shading)
+    return np.asarray(mesh.vertices), np.asarray(mesh.faces), colours[:, :3] / 255.0
+
+
+def render_glb(path: str | Path, cameras: Cameras, resolution: int, shading: str = "albedo",
+               supersample: int = 2) -> Tensor:
+    """Images (B, 3, H, W) of the mesh in a GLB file (e.g. a run's model.glb), one per camera."""
+    return rasterize_mesh(*glb_mesh(path), cameras, resolution, supersample=supersample, shading=shading)

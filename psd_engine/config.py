@@ -198,6 +198,11 @@ class ExportConfig:
     mesh_chunk: int = 262144  # lattice points evaluated per chunk during marching cubes
     material_metallic: float = 0.0  # GLB PBR material; white base colour so vertex colours show as they are
     material_roughness: float = 1.0
+    # Vertex colours: a head-on volume-render ray per vertex along its inward normal (export.mesh.vertex_colours),
+    # from this far outside the surface to this far inside (world units; a field voxel is 2*bound/resolution).
+    colour_ray_outside: float = 0.1
+    colour_ray_inside: float = 0.3
+    colour_ray_samples: int = 32  # 1 = the field's colour at the vertex itself
 
 
 @dataclass

@@ -97,6 +97,43 @@ def test_keep_largest_component_removes_small_blob():
     assert len(largest.faces) < len(both.faces)
 
 
+def shell_and_core_field(core_radius: float) -> GridField:
+    """A red-logit ball (radius 0.5, surface at 0.375) whose colour is green outside core_radius, yellow inside."""
+    field = balls_field([((0.0, 0.0, 0.0), 0.5)])
+    distance = GridField.voxel_centres(40, 1.0).norm(dim=-1)
+    with torch.no_grad():
+        field.color_grid[0, 0] = torch.where(distance < core_radius, 6.0, -6.0)  # red on in the core only
+        field.color_grid[0, 1] = 6.0
+    return field
+
+
+def test_vertex_colours_are_what_a_head_on_render_sees_not_the_thin_shell():
+    # Like the shapes runs: the density-5 surface sits in a thin outer shell (0.375 > d > 0.33) whose
+    # colour (green) differs from the object's (yellow). A render composites through the shell into
+    # the core, so should the GLB's colours; the colour at the vertex alone is the shell's.
+    field = shell_and_core_field(core_radius=0.33)
+    at_vertex = np.asarray(extract_mesh(field, small_export_cfg(colour_ray_samples=1)).visual.vertex_colors)
+    assert at_vertex[:, 0].mean() < 40 and at_vertex[:, 1].min() >= 250  # green
+    head_on = np.asarray(extract_mesh(field, small_export_cfg()).visual.vertex_colors)
+    # Green optical depth on the ray: ~0.3 over the 0.1 outside the surface (density 1 -> 5) plus ~0.27 in
+    # the shell, so 1 - exp(-0.57) = 0.43 of its weight is green and the rest yellow core.
+    assert 110 < head_on[:, 0].mean() < 180 and head_on[:, 1].min() >= 250 and head_on[:, 2].max() <= 5  # yellow
+    everywhere_green = np.asarray(extract_mesh(shell_and_core_field(core_radius=0.0), small_export_cfg())
+                                  .visual.vertex_colors)
+    assert everywhere_green[:, 0].max() <= 5  # the ray mixes only colours that are there
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    (dict(colour_ray_samples=0), "export.colour_ray_samples must be >= 1 (1 = the colour at the vertex); got 0"),
+    (dict(colour_ray_inside=-0.1), "must be >= 0 (world units); got 0.1 and -0.1"),
+    (dict(colour_ray_outside=0.0, colour_ray_inside=0.0), "needs a ray: set export.colour_ray_inside > 0"),
+])
+def test_bad_colour_ray_settings_name_the_setting(kw, fragment):
+    with pytest.raises(ExportError) as info:
+        extract_mesh(balls_field([((0.0, 0.0, 0.0), 0.5)]), small_export_cfg(**kw))
+    assert fragment in str(info.value)
+
+
 def test_empty_field_raises_export_error_with_fix():
     with pytest.raises(ExportError) as info:
         extract_mesh(empty_field(), small_export_cfg(density_threshold=5.0))

@@ -11,6 +11,7 @@ import trimesh
 
 from psd_engine.config import ExportConfig
 from psd_engine.scene.field import Field
+from psd_engine.scene.renderer import composite_weights
 
 
 class ExportError(RuntimeError):
@@ -41,11 +42,33 @@ def sample_density_lattice(field: Field, resolution: int, chunk: int) -> np.ndar
 
 
 @torch.no_grad()
-def vertex_colours(field: Field, vertices: np.ndarray, chunk: int) -> np.ndarray:
-    """Field colour at mesh vertices as uint8 RGBA (V, 4), alpha opaque."""
+def vertex_colours(field: Field, vertices: np.ndarray, normals: np.ndarray, cfg: ExportConfig) -> np.ndarray:
+    """Colour a head-on volume-render ray sees at each vertex, as uint8 RGBA (V, 4), alpha opaque.
+
+    The marching-cubes surface lies where the density crosses export.density_threshold, in the
+    soft outer shell of the object, where the field's colour is not what renders show: a volume
+    render's ray goes on compositing well inside that surface. So each vertex gets the colour
+    of a ray along its inward normal, from `colour_ray_outside` outside the surface to
+    `colour_ray_inside` inside it (world units, `colour_ray_samples` samples), composited as the
+    renderer does and normalised by its opacity. colour_ray_samples = 1 samples the vertex itself.
+    """
     device = _field_device(field)
-    points = torch.as_tensor(vertices, dtype=torch.float32, device=device)
-    rgb = [field(points[i:i + chunk])[1].float() for i in range(0, points.shape[0], chunk)]
+    points = torch.as_tensor(np.array(vertices, dtype=np.float32), device=device)  # copies: trimesh's are read-only
+    inward = -torch.as_tensor(np.array(normals, dtype=np.float32), device=device)
+    n = int(cfg.colour_ray_samples)
+    if n == 1:
+        depths = torch.zeros(1, device=device)
+    else:
+        depths = torch.linspace(-cfg.colour_ray_outside, cfg.colour_ray_inside, n, device=device)
+    delta = torch.full((1, 1), float(depths[-1] - depths[0]) / max(n - 1, 1), device=device)
+    per_chunk = max(cfg.mesh_chunk // n, 1)
+    rgb = []
+    for i in range(0, points.shape[0], per_chunk):
+        ray = points[i:i + per_chunk, None, :] + inward[i:i + per_chunk, None, :] * depths[None, :, None]
+        sigma, colour = field(ray.reshape(-1, 3))
+        sigma, colour = sigma.float().view(-1, n), colour.float().view(-1, n, 3)
+        weights = composite_weights(sigma, delta) if n > 1 else torch.ones_like(sigma)
+        rgb.append((weights[..., None] * colour).sum(1) / weights.sum(1, keepdim=True).clamp_min(1e-8))
     rgb = torch.cat(rgb) if rgb else torch.zeros(0, 3, device=device)
     rgba = torch.cat([rgb.clamp(0, 1), torch.ones_like(rgb[:, :1])], dim=1)
     return (rgba * 255).round().to(torch.uint8).cpu().numpy()
@@ -57,6 +80,15 @@ def extract_mesh(field: Field, cfg: ExportConfig) -> trimesh.Trimesh:
         raise ExportError(f"export.mesh_resolution must be >= 4; got {cfg.mesh_resolution}")
     if cfg.density_threshold <= 0:
         raise ExportError(f"export.density_threshold must be > 0 (densities are >= 0); got {cfg.density_threshold}")
+    if cfg.colour_ray_samples < 1:
+        raise ExportError(f"export.colour_ray_samples must be >= 1 (1 = the colour at the vertex); "
+                          f"got {cfg.colour_ray_samples}")
+    if min(cfg.colour_ray_outside, cfg.colour_ray_inside) < 0:
+        raise ExportError("export.colour_ray_outside and export.colour_ray_inside must be >= 0 (world units); "
+                          f"got {cfg.colour_ray_outside} and {cfg.colour_ray_inside}")
+    if cfg.colour_ray_samples > 1 and cfg.colour_ray_outside + cfg.colour_ray_inside == 0:
+        raise ExportError("export.colour_ray_samples > 1 needs a ray: set export.colour_ray_inside > 0 "
+                          "(or colour_ray_samples=1 for the colour at the vertex)")
     was_training = field.training
     field.eval()
     try:
@@ -80,7 +112,7 @@ def extract_mesh(field: Field, cfg: ExportConfig) -> trimesh.Trimesh:
             parts = mesh.split(only_watertight=False)
             if len(parts) > 1:
                 mesh = max(parts, key=lambda part: len(part.faces))
-        colours = vertex_colours(field, mesh.vertices, cfg.mesh_chunk)
+        colours = vertex_colours(field, mesh.vertices, mesh.vertex_normals, cfg)
         mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
         return mesh
     finally:

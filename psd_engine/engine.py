@@ -134,10 +134,9 @@ class Run:
         """Opacity regularisers on one random camera rendered at optim.sharpen_resolution."""
         o = self.cfg.optim
         cams = sample_cameras(self.cfg.camera, 1, self.generator, self.device)
-        with self.timer.section("render"):
-            out = self.renderer.render(self.field, cams, o.sharpen_resolution, background=self.background,
-                                       shading="albedo", generator=self.generator, perturb=True)
-        opacity = out["opacity"]
+        with self.timer.section("render"):  # opacity only: density lookups, no colour or background
+            opacity = self.renderer.opacity(self.field, cams, o.sharpen_resolution, generator=self.generator,
+                                            perturb=True)
         return o.sharpen_scale * (o.lambda_entropy * entropy_loss(opacity) + o.lambda_opacity * opacity_loss(opacity))
 
     def step(self, step: int) -> dict[str, Any]:

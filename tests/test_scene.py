@@ -128,6 +128,32 @@ def test_renderer_passes_gradients_to_density_colour_and_background():
         assert param.grad.abs().sum() > 0, name
 
 
+def test_opacity_only_render_matches_the_full_render_and_its_gradient():
+    # Camera far and wide so that some rays miss the occupied box (the scatter path is taken).
+    field = grid_ball(0.4, resolution=16, slope=100.0)
+    renderer = VolumeRenderer(RenderConfig(samples_per_ray=24, skip_density=0.5, far=8.0))
+    cams = make_cameras(torch.tensor([10.0, -20.0]), torch.tensor([0.0, 130.0]), torch.tensor([3.0, 3.5]),
+                        torch.tensor([40.0, 35.0]))
+
+    def opacity_and_grad(full: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        field.zero_grad()
+        gen = torch.Generator().manual_seed(4)
+        if full:
+            opacity = renderer.render(field, cams, 20, shading="albedo", generator=gen, perturb=True)["opacity"]
+        else:
+            opacity = renderer.opacity(field, cams, 20, generator=gen, perturb=True)
+        (opacity ** 2).sum().backward()
+        return opacity.detach(), field.density_grid.grad.clone(), torch.rand(1, generator=gen)
+
+    full, full_grad, full_next = opacity_and_grad(True)
+    alone, alone_grad, alone_next = opacity_and_grad(False)
+    assert alone.shape == (2, 1, 20, 20)
+    assert 0 < int((full < 1e-6).sum()) and int((full > 0.99).sum()) > 0  # both empty and solid pixels
+    assert torch.allclose(alone, full, atol=1e-6)
+    assert torch.allclose(alone_grad, full_grad, atol=1e-5) and full_grad.abs().sum() > 0
+    assert torch.equal(alone_next, full_next)  # same random draws, so a run's later steps are unchanged
+
+
 def test_perturb_is_deterministic_per_generator_and_off_by_default():
     field = GridField(FieldConfig(resolution=16, color_noise=1.0), generator=torch.Generator().manual_seed(3))
     renderer = VolumeRenderer(RenderConfig(samples_per_ray=16))

@@ -7,7 +7,7 @@ background. Shading follows DreamFusion: albedo, lambertian, textureless, or one
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,23 @@ def composite_weights(sigma: Tensor, delta: Tensor) -> Tensor:
     optical_depth = torch.cumsum(tau, dim=1)
     transmittance = torch.exp(tau - optical_depth)  # exp(-sum_{j<i} tau_j)
     return transmittance * -torch.expm1(-tau)
+
+
+class _Rays(NamedTuple):
+    """One render call's rays (all pixels) and the sample points of the m rays that cross the box."""
+
+    dirs: Tensor  # (B, H, W, 3)
+    ray_d: Tensor  # (B*H*W, 3)
+    n_rays: int
+    pixels: int
+    n_samples: int
+    m: int
+    t: Tensor  # (m, S) sample distances
+    delta: Tensor  # (m, 1) step length
+    points: Tensor  # (m, S, 3)
+    all_hit: bool
+    index: Tensor | None  # rows of the m rays among all, None when all hit
+    pick: Callable[[Tensor], Tensor]
 
 
 class VolumeRenderer:
@@ -87,6 +104,52 @@ class VolumeRenderer:
             light = light + self.cfg.light_jitter * normal((n, 3), generator, cameras.device).to(light.dtype)
         return F.normalize(light, dim=-1)
 
+    def _march(self, field: Field, cameras: Cameras, resolution: int, generator: torch.Generator | None,
+               perturb: bool) -> "_Rays":
+        """Rays through every pixel and their sample points inside the field's occupied box."""
+        cfg = self.cfg
+        origins, dirs = get_rays(cameras, resolution)
+        device, dtype = dirs.device, dirs.dtype
+        n_rays, pixels, n_samples = len(cameras) * resolution * resolution, resolution * resolution, cfg.samples_per_ray
+        ray_o, ray_d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
+
+        box = field.occupied_box(cfg.skip_density) if cfg.skip_density > 0 else None
+        low, high = box if box is not None else (-field.bound, field.bound)
+        near, far = ray_box_intersection(ray_o, ray_d, low, high)
+        near, far = near.clamp(min=cfg.near), far.clamp(max=cfg.far)
+        hit = far > near
+        # Only rays that cross the box are marched; the rest see the background directly.
+        all_hit = bool(hit.all())
+        index = None if all_hit else hit.nonzero().squeeze(-1)
+        pick = (lambda x: x) if all_hit else (lambda x: x[index])
+        o, d, near, far = pick(ray_o), pick(ray_d), pick(near), pick(far)
+        m = o.shape[0]
+
+        offsets = uniform((m, n_samples), generator, device).to(dtype) if perturb else 0.5
+        bins = (torch.arange(n_samples, device=device, dtype=dtype) + offsets) / n_samples
+        span = (far - near)[:, None]
+        t = near[:, None] + span * bins  # (m, S)
+        points = o[:, None] + t[..., None] * d[:, None]
+        return _Rays(dirs, ray_d, n_rays, pixels, n_samples, m, t, span / n_samples, points, all_hit, index, pick)
+
+    def _scatter(self, rays: "_Rays", values: Tensor) -> Tensor:
+        """Per-marched-ray values back into all n_rays rows (zeros for rays that missed the box)."""
+        if rays.all_hit:
+            return values
+        full = torch.zeros((rays.n_rays, *values.shape[1:]), device=values.device, dtype=values.dtype)
+        return full.index_put((rays.index,), values)
+
+    def opacity(self, field: Field, cameras: Cameras, resolution: int, generator: torch.Generator | None = None,
+                perturb: bool = False) -> Tensor:
+        """Opacity images (B, 1, H, W) alone: what `render` returns as "opacity", from the same random draws
+        (for albedo shading), at the cost of density lookups only (no colour, no background)."""
+        if resolution < 1:
+            raise ValueError(f"resolution must be >= 1 pixel; got {resolution}")
+        rays = self._march(field, cameras, resolution, generator, perturb)
+        sigma = field.density(rays.points.reshape(-1, 3))
+        opacity = self._scatter(rays, composite_weights(sigma.view(rays.m, rays.n_samples), rays.delta).sum(dim=1))
+        return opacity.view(len(cameras), 1, resolution, resolution)
+
     def render(
         self,
         field: Field,
@@ -112,32 +175,11 @@ class VolumeRenderer:
         cfg = self.cfg
         shading = self.pick_shading(shading, generator)
         with_normals = need_normals or shading != "albedo"
-        origins, dirs = get_rays(cameras, resolution)
-        batch, device, dtype = len(cameras), dirs.device, dirs.dtype
-        n_rays, pixels, n_samples = batch * resolution * resolution, resolution * resolution, cfg.samples_per_ray
-        ray_o, ray_d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
+        rays = self._march(field, cameras, resolution, generator, perturb)
+        batch, m, n_samples, t = len(cameras), rays.m, rays.n_samples, rays.t
 
-        box = field.occupied_box(cfg.skip_density) if cfg.skip_density > 0 else None
-        low, high = box if box is not None else (-field.bound, field.bound)
-        near, far = ray_box_intersection(ray_o, ray_d, low, high)
-        near, far = near.clamp(min=cfg.near), far.clamp(max=cfg.far)
-        hit = far > near
-        # Only rays that cross the box are marched; the rest see the background directly.
-        all_hit = bool(hit.all())
-        index = None if all_hit else hit.nonzero().squeeze(-1)
-        pick = (lambda x: x) if all_hit else (lambda x: x[index])
-        o, d, near, far = pick(ray_o), pick(ray_d), pick(near), pick(far)
-        m = o.shape[0]
-
-        offsets = uniform((m, n_samples), generator, device).to(dtype) if perturb else 0.5
-        bins = (torch.arange(n_samples, device=device, dtype=dtype) + offsets) / n_samples
-        span = (far - near)[:, None]
-        t = near[:, None] + span * bins  # (m, S)
-        delta = span / n_samples
-        points = o[:, None] + t[..., None] * d[:, None]
-
-        sigma, albedo, normals = field.query(points.reshape(-1, 3), with_normals)
-        weights = composite_weights(sigma.view(m, n_samples), delta)
+        sigma, albedo, normals = field.query(rays.points.reshape(-1, 3), with_normals)
+        weights = composite_weights(sigma.view(m, n_samples), rays.delta)
         albedo = albedo.reshape(m, n_samples, 3)
         if normals is not None:
             normals = normals.reshape(m, n_samples, 3)
@@ -146,8 +188,7 @@ class VolumeRenderer:
             colour = albedo
         else:
             light = self._lights(cameras, light_dir, perturb, generator)
-            ray_light = light.repeat_interleave(pixels, dim=0)
-            ray_light = pick(ray_light)
+            ray_light = rays.pick(light.repeat_interleave(rays.pixels, dim=0))
             lambert = (normals * ray_light[:, None]).sum(-1).clamp(min=0)
             shade = (cfg.ambient + (1 - cfg.ambient) * lambert).unsqueeze(-1)
             colour = albedo * shade if shading == "lambertian" else cfg.textureless_albedo * shade.expand_as(albedo)
@@ -157,13 +198,10 @@ class VolumeRenderer:
         depth_sum = (weights * t).sum(dim=1)
 
         def scatter(values: Tensor) -> Tensor:
-            if all_hit:
-                return values
-            full = torch.zeros((n_rays, *values.shape[1:]), device=device, dtype=values.dtype)
-            return full.index_put((index,), values)
+            return self._scatter(rays, values)
 
         comp_rgb, opacity, depth_sum, weights = (scatter(x) for x in (comp_rgb, opacity, depth_sum, weights))
-        bg = background(dirs, generator) if background is not None else torch.ones_like(dirs)
+        bg = background(rays.dirs, generator) if background is not None else torch.ones_like(rays.dirs)
         rgb = comp_rgb + (1 - opacity)[:, None] * bg.reshape(-1, 3)
         depth = torch.where(opacity > 1e-4, depth_sum / opacity.clamp(min=1e-4), torch.zeros_like(depth_sum))
 
@@ -179,7 +217,7 @@ class VolumeRenderer:
             "opacity": image(opacity[:, None]),
             "depth": image(depth[:, None]),
             "weights": weights,
-            "dirs": ray_d,
+            "dirs": rays.ray_d,
             "shading": shading,
         }
         if normals is not None:

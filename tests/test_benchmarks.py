@@ -1,5 +1,5 @@
-"""The benchmark scripts: compare_methods (grid parsing, hacking gap, CIs, small real runs on tiny-random)
-and offline_demo (reading back the views and the GLB a run exported)."""
+"""The benchmark scripts: compare_methods (grid parsing, hacking gap, CIs, small real runs on tiny-random),
+offline_demo (reading back the views and the GLB a run exported) and first_preview."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ import pytest
 import trimesh
 
 from benchmarks import compare_methods as cm
+from benchmarks import first_preview
 from benchmarks import offline_demo
 from psd_engine.config import resolve_config, save_config
 from psd_engine.export import write_glb, write_views_grid
@@ -108,3 +109,13 @@ def test_offline_demo_scores_exported_views_and_glb_with_the_judge_and_the_taste
     assert len(score["mesh_lit"]) == 4
     blue = offline_demo.score_run("a blue cube", tmp_path, load_judge())
     assert blue["volume"]["right"] == 0 and blue["mesh"]["right"] == 0
+
+
+@pytest.mark.slow
+def test_first_preview_times_the_app_handler_and_a_cold_cli_up_to_their_first_picture(capsys):
+    assert first_preview.main(["--repeats", "2", "--cli-runs", "1"]) == 0
+    app_line, cli_line = capsys.readouterr().out.strip().splitlines()
+    built, waits = app_line.split("built in ")[1].split(" s ")[0], app_line.split("first preview: ")[1]
+    assert float(built) > 0 and [float(w) > 0 for w in waits.removesuffix(" s").split(", ")] == [True, True]
+    assert cli_line.startswith("cli (cold process): command start -> preview.png: ")
+    assert float(cli_line.split(": ")[-1].removesuffix(" s")) > 0

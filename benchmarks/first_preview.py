@@ -1,0 +1,93 @@
+"""How long a user waits for the first preview of a run, in the app and in a cold CLI process.
+
+app: a fresh process imports app.py and builds the UI as `python app.py` does (which checks
+the default preset and so loads its models), then calls the Generate handler
+(`app.run_single`, the function the button runs) and times it up to its first output that
+carries preview images. The browser and network add a few ms on top. Repeated `--repeats`
+times in the same process, as users press Generate again.
+
+cli: `python -m psd_engine generate --preset shapes --method psd` in a fresh process, timed
+from the moment the command starts to the moment `<out>/preview.png` exists (the CLI writes
+it after step 1), i.e. imports, model loading, step 1 and the preview render.
+
+    python benchmarks/first_preview.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+APP_PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import app
+demo = app.build_demo()
+ready = time.perf_counter() - t0
+waits = []
+for i in range(int(sys.argv[2])):
+    start = time.perf_counter()
+    outputs = app.run_single(sys.argv[1], "", "shapes", "psd", 20.0, 0.25, 0.02, 300, 25, i, False, 32, None)
+    for value in outputs:
+        if value[0]:  # the gallery's images
+            waits.append(time.perf_counter() - start)
+            break
+    outputs.close()  # the engine runs inside this generator: closing it ends the run (generate's finally)
+print(json.dumps({"ready": ready, "waits": waits}))
+"""
+
+
+def app_first_preview(prompt: str, repeats: int) -> dict:
+    """Seconds to build the app, and from each Generate call to its first preview, in one fresh process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PSD3D_OUTPUTS": tempfile.mkdtemp(prefix="psd3d-bench-")}
+    done = subprocess.run([sys.executable, "-c", APP_PROBE, prompt, str(repeats)], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the app probe failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cli_first_preview(prompt: str) -> float:
+    """Seconds from starting the CLI in a fresh process to its first preview.png."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        command = [sys.executable, "-m", "psd_engine", "generate", "--prompt", prompt, "--preset", "shapes",
+                   "--method", "psd", "--out", str(out), "--quiet"]
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            while not (out / "preview.png").exists():
+                if proc.poll() is not None:
+                    raise SystemExit(f"the CLI ended before its first preview:\n{proc.stderr.read()[-2000:]}")
+                time.sleep(0.01)
+            return time.perf_counter() - start
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the app's and the cold CLI's first-preview times."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompt", default="a red cube")
+    parser.add_argument("--repeats", type=int, default=3, help="Generate presses in the app process")
+    parser.add_argument("--cli-runs", type=int, default=2)
+    args = parser.parse_args(argv)
+    result = app_first_preview(args.prompt, args.repeats)
+    print(f"app: built in {result['ready']:.2f} s (imports + default preset's models); "
+          f"Generate -> first preview: {', '.join(f'{w:.2f}' for w in result['waits'])} s")
+    cli = [cli_first_preview(args.prompt) for _ in range(args.cli_runs)]
+    print(f"cli (cold process): command start -> preview.png: {', '.join(f'{c:.2f}' for c in cli)} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

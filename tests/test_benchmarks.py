@@ -1,5 +1,5 @@
 """The benchmark scripts: compare_methods (grid parsing, hacking gap, CIs, small real runs on tiny-random),
-offline_demo (reading back the views and the GLB a run exported) and first_preview."""
+offline_demo (reading back the views and the GLB a run exported), first_preview and guidance_colour."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pytest
 import trimesh
 
 from benchmarks import compare_methods as cm
-from benchmarks import first_preview
+from benchmarks import first_preview, guidance_colour
 from benchmarks import offline_demo
 from psd_engine.config import resolve_config, save_config
 from psd_engine.export import write_glb, write_views_grid
@@ -119,3 +119,15 @@ def test_first_preview_times_the_app_handler_and_a_cold_cli_up_to_their_first_pi
     assert float(built) > 0 and [float(w) > 0 for w in waits.removesuffix(" s").split(", ")] == [True, True]
     assert cli_line.startswith("cli (cold process): command start -> preview.png: ")
     assert float(cli_line.split(": ")[-1].removesuffix(" s")) > 0
+
+
+def test_guidance_colour_shows_cfg_pushing_green_down_on_a_true_orange_cube(capsys):
+    # The documented cause of "an orange cube" turning red (docs/results/evidence.md).
+    assert guidance_colour.main(["--shape", "cube", "--colour", "orange", "--t", "0.2", "0.5", "--samples", "8"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("prompt 'a orange cube, front view'; true colour (1.0, 0.5, 0.04)")
+    rows = [line.strip("|").split("|") for line in out[3:]]
+    assert [float(r[0]) for r in rows] == [0.2, 0.5]
+    for _, cond, guide in rows:
+        green_cond, green_guide = float(cond.split()[1]), float(guide.split()[1])
+        assert green_guide < -0.02 and green_guide < green_cond

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mcubes
 import numpy as np
 import torch
-import trimesh
 
 from psd_engine.config import ExportConfig
 from psd_engine.scene.field import Field
 from psd_engine.scene.renderer import composite_weights
+
+if TYPE_CHECKING:
+    import trimesh
+
+# trimesh and mcubes are imported by the functions that use them, not here: together they take
+# ~0.5 s to import, and a run needs them only at export, after its first preview.
 
 
 class ExportError(RuntimeError):
@@ -76,6 +80,9 @@ def vertex_colours(field: Field, vertices: np.ndarray, normals: np.ndarray, cfg:
 
 def extract_mesh(field: Field, cfg: ExportConfig) -> trimesh.Trimesh:
     """Marching cubes of the field's density at cfg.density_threshold, in world units, with vertex colours."""
+    import mcubes
+    import trimesh
+
     if cfg.mesh_resolution < 4:
         raise ExportError(f"export.mesh_resolution must be >= 4; got {cfg.mesh_resolution}")
     if cfg.density_threshold <= 0:
@@ -145,6 +152,8 @@ def _add_pbr_material(cfg: ExportConfig):
 
 def write_glb(mesh: trimesh.Trimesh, path: str | Path, cfg: ExportConfig | None = None) -> Path:
     """Write `mesh` as a binary glTF with vertex colours (COLOR_0), normals and a PBR material."""
+    import trimesh
+
     cfg = cfg or ExportConfig()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +166,8 @@ def write_glb(mesh: trimesh.Trimesh, path: str | Path, cfg: ExportConfig | None 
 
 def read_glb(path: str | Path) -> tuple[trimesh.Trimesh, np.ndarray]:
     """The mesh in a GLB file (primitives merged, node transforms applied) and its RGBA colours (V, 4) uint8."""
+    import trimesh
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no GLB file at {path}; pass the model.glb a run wrote")

@@ -152,6 +152,9 @@ def test_opacity_only_render_matches_the_full_render_and_its_gradient():
     assert torch.allclose(alone, full, atol=1e-6)
     assert torch.allclose(alone_grad, full_grad, atol=1e-5) and full_grad.abs().sum() > 0
     assert torch.equal(alone_next, full_next)  # same random draws, so a run's later steps are unchanged
+    for render in (renderer.opacity, renderer.render):
+        with pytest.raises(ValueError, match="resolution must be >= 1 pixel; got 0"):
+            render(field, cams, 0)
 
 
 def test_perturb_is_deterministic_per_generator_and_off_by_default():

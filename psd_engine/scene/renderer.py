@@ -105,8 +105,10 @@ class VolumeRenderer:
         return F.normalize(light, dim=-1)
 
     def _march(self, field: Field, cameras: Cameras, resolution: int, generator: torch.Generator | None,
-               perturb: bool) -> "_Rays":
+               perturb: bool) -> _Rays:
         """Rays through every pixel and their sample points inside the field's occupied box."""
+        if resolution < 1:
+            raise ValueError(f"resolution must be >= 1 pixel; got {resolution}")
         cfg = self.cfg
         origins, dirs = get_rays(cameras, resolution)
         device, dtype = dirs.device, dirs.dtype
@@ -132,7 +134,7 @@ class VolumeRenderer:
         points = o[:, None] + t[..., None] * d[:, None]
         return _Rays(dirs, ray_d, n_rays, pixels, n_samples, m, t, span / n_samples, points, all_hit, index, pick)
 
-    def _scatter(self, rays: "_Rays", values: Tensor) -> Tensor:
+    def _scatter(self, rays: _Rays, values: Tensor) -> Tensor:
         """Per-marched-ray values back into all n_rays rows (zeros for rays that missed the box)."""
         if rays.all_hit:
             return values
@@ -143,8 +145,6 @@ class VolumeRenderer:
                 perturb: bool = False) -> Tensor:
         """Opacity images (B, 1, H, W) alone: what `render` returns as "opacity", from the same random draws
         (for albedo shading), at the cost of density lookups only (no colour, no background)."""
-        if resolution < 1:
-            raise ValueError(f"resolution must be >= 1 pixel; got {resolution}")
         rays = self._march(field, cameras, resolution, generator, perturb)
         sigma = field.density(rays.points.reshape(-1, 3))
         opacity = self._scatter(rays, composite_weights(sigma.view(rays.m, rays.n_samples), rays.delta).sum(dim=1))
@@ -170,8 +170,6 @@ class VolumeRenderer:
         the shading needs them or `need_normals` is set. `perturb` jitters sample depths and the light
         (training); every random draw comes from `generator`. background None means white.
         """
-        if resolution < 1:
-            raise ValueError(f"resolution must be >= 1 pixel; got {resolution}")
         cfg = self.cfg
         shading = self.pick_shading(shading, generator)
         with_normals = need_normals or shading != "albedo"

@@ -4,8 +4,8 @@ Each prompt runs through the CLI in a fresh process (`python -m psd_engine gener
 shapes --method psd`, default settings, HF_HUB_OFFLINE=1), so the wall time includes
 imports and model loading. Two things a run exports are scored: its views.png (4 volume
 renders of the field) and its model.glb (the mesh users download and the app shows), rendered
-from the same 4 cameras by psd_engine/export/raster.py. Each gets the fidelity judge's (shape,
-colour) per view, the ground-truth taste and its fog, floater and sharpness components.
+from the same 4 cameras by psd_engine/export/raster.py, and from 4 cameras above (45 and 70
+degrees: the top of a cube, the hole of a torus). Each gets the fidelity judge's (shape, colour) per view, the ground-truth taste and its fog, floater and sharpness components.
 Writes <out>/<name>.md and <out>/<name>_views.png (per prompt: two volume views over the same
 two views of the GLB mesh, lit).
 
@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from psd_engine.config import load_config  # noqa: E402
 from psd_engine.export.raster import glb_mesh, rasterize_mesh  # noqa: E402
 from psd_engine.export.views import grid_shape  # noqa: E402
-from psd_engine.scene.cameras import orbit_cameras  # noqa: E402
+from psd_engine.scene.cameras import make_cameras, orbit_cameras  # noqa: E402
 from psd_engine.shapes.judge import fidelity, load_judge  # noqa: E402
 from psd_engine.shapes.taste import taste_components  # noqa: E402
 
@@ -71,17 +72,29 @@ def score_views(prompt: str, views: list[np.ndarray], judge) -> dict:
     }
 
 
+# Views of the GLB from above, where the preview's 15 degree views cannot see: the top of a cube,
+# the hole of a torus. (elevation, azimuth) in degrees, at the preview's distance and field of view.
+ABOVE_VIEWS = ((45.0, 20.0), (45.0, 110.0), (70.0, 0.0), (70.0, 60.0))
+
+
 def glb_views(out_dir: Path, n: int, resolution: int) -> dict[str, list[np.ndarray]]:
-    """The run's model.glb (read once) rendered from the n cameras its views.png used, per shading."""
+    """The run's model.glb (read once) rendered from the n cameras its views.png used, per shading,
+    and ("above") from ABOVE_VIEWS, albedo."""
     camera = load_config(out_dir / "config.json").camera
     cams = orbit_cameras(n, camera.preview_elevation, camera.preview_distance, camera.preview_fovy)
+    k = len(ABOVE_VIEWS)
+    above = make_cameras(torch.tensor([e for e, _ in ABOVE_VIEWS]), torch.tensor([a for _, a in ABOVE_VIEWS]),
+                         torch.full((k,), camera.preview_distance), torch.full((k,), camera.preview_fovy))
     mesh = glb_mesh(out_dir / "model.glb")
-    return {shading: list(rasterize_mesh(*mesh, cams, resolution, shading=shading).permute(0, 2, 3, 1).numpy())
-            for shading in ("albedo", "lambertian")}
+
+    def render(cameras, shading: str) -> list[np.ndarray]:
+        return list(rasterize_mesh(*mesh, cameras, resolution, shading=shading).permute(0, 2, 3, 1).numpy())
+
+    return {"albedo": render(cams, "albedo"), "lambertian": render(cams, "lambertian"), "above": render(above, "albedo")}
 
 
 def score_run(prompt: str, out_dir: Path, judge) -> dict:
-    """Scores of the views.png and of the model.glb a run exported, plus lit GLB views to show."""
+    """Scores of the views.png and of the model.glb a run exported (also from above), plus lit GLB views to show."""
     import imageio.v3 as iio
 
     views = [v.astype(np.float32) / 255.0 for v in split_grid(iio.imread(out_dir / "views.png")[..., :3], 4)]
@@ -89,6 +102,7 @@ def score_run(prompt: str, out_dir: Path, judge) -> dict:
     return {
         "volume": score_views(prompt, views, judge),
         "mesh": score_views(prompt, mesh_views["albedo"], judge),
+        "mesh_above": score_views(prompt, mesh_views["above"], judge),
         "mesh_lit": mesh_views["lambertian"],
     }
 
@@ -122,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {prompt}{held} | views.png | {t['wall']:.1f} | {t['loop']:.1f} | {t['first_step']:.2f} "
                          f"| {_cells(s['volume'])} |")
             lines.append(f"| | model.glb | | | | {_cells(s['mesh'])} |")
-            print("\n".join(lines[-2:]), flush=True)
+            lines.append(f"| | model.glb, above | | | | {_cells(s['mesh_above'])} |")
+            print("\n".join(lines[-3:]), flush=True)
             strip.append(np.concatenate([np.concatenate(s["volume"]["views"][:2], axis=1),
                                          np.concatenate(s["mesh_lit"][:2], axis=1)], axis=0))
     import imageio.v3 as iio
@@ -134,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
               "Each row: `python -m psd_engine generate --prompt P --preset shapes --method psd` in a fresh process "
               "(default settings, HF_HUB_OFFLINE=1). wall = the whole process (imports, model loading, run, export); "
               "loop = generate() start to the last step; first step = generate() start to the end of step 1 "
-              "(the first preview follows it). Scores of two exports, each from the same 4 views at the same size: "
-              "views.png (volume renders of the field) and model.glb (the mesh, rendered by "
-              "psd_engine/export/raster.py with its vertex colours): fidelity judge, taste "
+              "(the first preview follows it). Scores of two exports, each from the same 4 views at the same size "
+              "(elevation 15 degrees): views.png (volume renders of the field) and model.glb (the mesh, rendered by "
+              "psd_engine/export/raster.py with its vertex colours); \"model.glb, above\" is the mesh from 4 views "
+              "at elevations 45 and 70 degrees (the top of a cube, the hole of a torus): fidelity judge, taste "
               "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best). The picture shows, per "
               "prompt, two views of views.png over the same two views of the GLB, lit.\n\n"
               + "\n".join(lines) + f"\n\n![views]({args.name}_views.png)\n")

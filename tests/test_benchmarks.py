@@ -107,6 +107,12 @@ def test_offline_demo_scores_exported_views_and_glb_with_the_judge_and_the_taste
     assert mesh["right"] == 4
     assert mesh["sharpness"] == pytest.approx(1.0) and mesh["fog"] == pytest.approx(1.0)
     assert len(score["mesh_lit"]) == 4
+    # From above (45 and 70 degrees) a box still reads as a red cube; its top face shows, so the
+    # silhouette is taller than from the side.
+    above = score["mesh_above"]
+    assert [v.shape for v in above["views"]] == [(64, 64, 3)] * 4 and above["judged"] == [("cube", "red")] * 4
+    rows_covered = [int((v < 0.99).any(-1).any(-1).sum()) for v in (mesh["views"][0], above["views"][2])]
+    assert rows_covered[1] > rows_covered[0]
     blue = offline_demo.score_run("a blue cube", tmp_path, load_judge())
     assert blue["volume"]["right"] == 0 and blue["mesh"]["right"] == 0
 

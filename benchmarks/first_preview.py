@@ -31,10 +31,14 @@ t0 = time.perf_counter()
 import app
 demo = app.build_demo()
 ready = time.perf_counter() - t0
+from psd_engine.config import resolve_config
+c = resolve_config("shapes")  # the sliders' values when the app shows the preset
+g = c.guidance
 waits = []
 for i in range(int(sys.argv[2])):
     start = time.perf_counter()
-    outputs = app.run_single(sys.argv[1], "", "shapes", "psd", 20.0, 0.25, 0.02, 300, 25, i, False, 32, None)
+    outputs = app.run_single(sys.argv[1], "", "shapes", "psd", g.guidance_scale, g.preference_scale, g.neg_lr, c.steps,
+                             c.preview_every, i, False, c.render.resolution, None)
     for value in outputs:
         if value[0]:  # the gallery's images
             waits.append(time.perf_counter() - start)
@@ -46,9 +50,10 @@ print(json.dumps({"ready": ready, "waits": waits}))
 
 def app_first_preview(prompt: str, repeats: int) -> dict:
     """Seconds to build the app, and from each Generate call to its first preview, in one fresh process."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PSD3D_OUTPUTS": tempfile.mkdtemp(prefix="psd3d-bench-")}
-    done = subprocess.run([sys.executable, "-c", APP_PROBE, prompt, str(repeats)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="psd3d-bench-") as outputs:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PSD3D_OUTPUTS": outputs}
+        done = subprocess.run([sys.executable, "-c", APP_PROBE, prompt, str(repeats)], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"the app probe failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

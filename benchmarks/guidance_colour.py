@@ -28,26 +28,29 @@ from psd_engine.models import load_prior  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 
 
-def channel_pushes(prior, image: torch.Tensor, prompt: str, t_fraction: float, samples: int,
-                   generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (cond push, guidance push) per channel over the object's pixels of `image` (1, 3, H, W) in [0, 1]."""
+def channel_pushes(prior, image: torch.Tensor, prompt: str, t_fractions: list[float], samples: int,
+                   generator: torch.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per timestep, mean (cond push, guidance push) per channel over the object's pixels of `image`
+    (1, 3, H, W) in [0, 1]."""
     z = prior.encode_images(image)
-    cond, uncond = prior.encode_text([prompt]), prior.encode_text([""])
+    text = torch.cat([prior.encode_text([prompt]), prior.encode_text([""])]).repeat_interleave(samples, dim=0)
     mask = (image < 0.95).any(1, keepdim=True).float()  # the object: anything not white background
-    t = torch.full((samples,), int(round(t_fraction * (prior.num_train_timesteps - 1))))
-    eps = torch.randn((samples, *z.shape[1:]), generator=generator)
-    alpha_bar = prior.alphas_cumprod[t][:, None, None, None]
-    z_t = alpha_bar.sqrt() * z + (1 - alpha_bar).sqrt() * eps
-    with torch.no_grad():
-        e_c = prior.predict_noise(z_t, t, cond.expand(samples, -1, -1)).float()
-        e_n = prior.predict_noise(z_t, t, uncond.expand(samples, -1, -1)).float()
-    if e_c.shape[-1] != mask.shape[-1]:  # the prior works at its own resolution
-        mask = torch.nn.functional.interpolate(mask, size=e_c.shape[-2:], mode="nearest")
+    if z.shape[-1] != mask.shape[-1]:  # the prior works at its own resolution
+        mask = torch.nn.functional.interpolate(mask, size=z.shape[-2:], mode="nearest")
 
     def mean(v: torch.Tensor) -> np.ndarray:
         return ((v * mask).sum((0, 2, 3)) / (mask.sum() * samples)).numpy()
 
-    return mean(-(e_c - eps)), mean(-(e_c - e_n))
+    rows = []
+    for t_fraction in t_fractions:
+        t = torch.full((samples,), int(round(t_fraction * (prior.num_train_timesteps - 1))))
+        eps = torch.randn((samples, *z.shape[1:]), generator=generator)
+        alpha_bar = prior.alphas_cumprod[t][:, None, None, None]
+        z_t = alpha_bar.sqrt() * z + (1 - alpha_bar).sqrt() * eps
+        with torch.no_grad():  # conditional and unconditional in one batched call, as the engine's CFG does
+            e_c, e_n = prior.predict_noise(torch.cat([z_t, z_t]), torch.cat([t, t]), text).float().chunk(2)
+        rows.append((mean(-(e_c - eps)), mean(-(e_c - e_n))))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prompt {prompt!r}; true colour {world.COLORS[args.colour]}; mean push per channel (R, G, B) "
           "inside the object")
     print("| t | cond push | guidance push |\n|---|---|---|")
-    for t in args.t:
-        cond, guide = channel_pushes(prior, image, prompt, t, args.samples, generator)
+    for t, (cond, guide) in zip(args.t, channel_pushes(prior, image, prompt, args.t, args.samples, generator)):
         print(f"| {t:g} | {' '.join(f'{v:+.3f}' for v in cond)} | {' '.join(f'{v:+.3f}' for v in guide)} |")
     return 0
 

@@ -37,15 +37,16 @@ def _optimise(prompt: str, steps: int, tmp_path, method: str = "psd", glb: bool 
     for step in range(steps):
         run.step(step)
     eval_cfg = EvalConfig(views=4)
+    judge = load_judge()
     views = render_views(run.field, run.renderer, eval_cfg, run.device)
-    scores = score_views(views, prompt, reward=run.reward, judge=load_judge())
-    predicted = load_judge().predict(views)
+    scores = score_views(views, prompt, reward=run.reward, judge=judge)
+    predicted = judge.predict(views)
     if glb:  # the mesh users download, written and read back as a file, seen from the same cameras
         path = write_glb(extract_mesh(run.field, cfg.export), tmp_path / "model.glb", cfg.export)
         cams = orbit_cameras(eval_cfg.views, eval_cfg.elevation, eval_cfg.distance, eval_cfg.fovy)
         mesh_views = render_glb(path, cams, eval_cfg.resolution)
-        scores["glb"] = score_views(mesh_views, prompt, judge=load_judge())
-        scores["glb_predicted"] = load_judge().predict(mesh_views)
+        scores["glb"] = score_views(mesh_views, prompt, judge=judge)
+        scores["glb_predicted"] = judge.predict(mesh_views)
     run.close()
     return scores, predicted
 

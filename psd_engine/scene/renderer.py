@@ -197,10 +197,8 @@ class VolumeRenderer:
         opacity = weights.sum(dim=1)
         depth_sum = (weights * t).sum(dim=1)
 
-        def scatter(values: Tensor) -> Tensor:
-            return self._scatter(rays, values)
-
-        comp_rgb, opacity, depth_sum, weights = (scatter(x) for x in (comp_rgb, opacity, depth_sum, weights))
+        comp_rgb, opacity, depth_sum, weights = (
+            self._scatter(rays, x) for x in (comp_rgb, opacity, depth_sum, weights))
         bg = background(rays.dirs, generator) if background is not None else torch.ones_like(rays.dirs)
         rgb = comp_rgb + (1 - opacity)[:, None] * bg.reshape(-1, 3)
         depth = torch.where(opacity > 1e-4, depth_sum / opacity.clamp(min=1e-4), torch.zeros_like(depth_sum))
@@ -221,5 +219,5 @@ class VolumeRenderer:
             "shading": shading,
         }
         if normals is not None:
-            out["normals"] = scatter(normals)
+            out["normals"] = self._scatter(rays, normals)
         return out

@@ -126,6 +126,10 @@ class CameraConfig:
     batch_size: int = 1
     distance_range: tuple[float, float] = (2.0, 2.6)
     elevation_range: tuple[float, float] = (-10.0, 45.0)
+    # With this probability a camera's elevation is drawn from overhead_range instead (0 = never),
+    # like the shapes world's own high views; 0 keeps the random draws of runs without it.
+    overhead_prob: float = 0.0
+    overhead_range: tuple[float, float] = (60.0, 80.0)
     azimuth_range: tuple[float, float] = (-180.0, 180.0)
     fovy_range: tuple[float, float] = (40.0, 50.0)
     preview_views: int = 4

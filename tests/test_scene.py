@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -224,6 +225,25 @@ def test_sample_cameras_deterministic_and_in_range():
 def test_sample_cameras_rejects_bad_ranges():
     with pytest.raises(ConfigError, match="camera.elevation_range"):
         sample_cameras(CameraConfig(elevation_range=(30.0, 10.0)), 2, torch.Generator())
+
+
+def test_overhead_prob_mixes_in_high_views_and_leaves_other_draws_alone():
+    cfg = CameraConfig(elevation_range=(-10.0, 45.0))
+    plain = sample_cameras(cfg, 400, torch.Generator().manual_seed(3))
+    u = torch.rand((4, 400), generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(plain.elevation_deg, -10.0 + 55.0 * u[0])  # overhead_prob 0: the old draws, no extra ones
+    mixed = sample_cameras(replace(cfg, overhead_prob=0.25, overhead_range=(60.0, 80.0)), 400,
+                           torch.Generator().manual_seed(3))
+    high = mixed.elevation_deg >= 60.0
+    assert 0.18 < high.float().mean() < 0.32 and mixed.elevation_deg[high].max() <= 80.0
+    assert torch.equal(mixed.elevation_deg[~high], plain.elevation_deg[~high])
+    assert torch.equal(mixed.azimuth_deg, plain.azimuth_deg)
+    everywhere = sample_cameras(replace(cfg, overhead_prob=1.0), 50, torch.Generator().manual_seed(3))
+    assert everywhere.elevation_deg.min() >= 60.0
+    with pytest.raises(ConfigError, match=r"camera.overhead_prob must lie within \[0, 1\]; got 1.5"):
+        sample_cameras(replace(cfg, overhead_prob=1.5), 2, torch.Generator())
+    with pytest.raises(ConfigError, match="camera.overhead_range"):
+        sample_cameras(replace(cfg, overhead_prob=0.5, overhead_range=(80.0, 95.0)), 2, torch.Generator())
 
 
 def test_camera_convention_front_is_plus_z_and_looks_at_origin():

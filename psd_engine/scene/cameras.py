@@ -94,18 +94,25 @@ def _check_range(name: str, values: tuple[float, float], low: float | None = Non
 
 def sample_cameras(cfg: CameraConfig, n: int, generator: torch.Generator | None,
                    device: torch.device | str = "cpu") -> Cameras:
-    """n random cameras, each parameter uniform in its configured range (deterministic given `generator`)."""
+    """n random cameras, each parameter uniform in its range, some overhead if asked (deterministic given `generator`)."""
     _check_range("distance_range", cfg.distance_range, low=1e-3)
     _check_range("elevation_range", cfg.elevation_range, low=-90.0, high=90.0)
     _check_range("fovy_range", cfg.fovy_range, low=1e-3, high=179.0)
     _check_range("azimuth_range", cfg.azimuth_range)
+    if not 0.0 <= cfg.overhead_prob <= 1.0:
+        raise ConfigError(f"camera.overhead_prob must lie within [0, 1]; got {cfg.overhead_prob}")
     u = uniform((4, n), generator, device)
 
     def lerp(values: tuple[float, float], t: Tensor) -> Tensor:
         return values[0] + (values[1] - values[0]) * t
 
+    elevation = lerp(cfg.elevation_range, u[0])
+    if cfg.overhead_prob > 0.0:  # extra draws only when asked for, so other runs stay bit-identical
+        _check_range("overhead_range", cfg.overhead_range, low=-90.0, high=90.0)
+        high = uniform((2, n), generator, device)
+        elevation = torch.where(high[0] < cfg.overhead_prob, lerp(cfg.overhead_range, high[1]), elevation)
     return make_cameras(
-        elevation_deg=lerp(cfg.elevation_range, u[0]),
+        elevation_deg=elevation,
         azimuth_deg=lerp(cfg.azimuth_range, u[1]),
         distance=lerp(cfg.distance_range, u[2]),
         fovy_deg=lerp(cfg.fovy_range, u[3]),

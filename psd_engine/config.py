@@ -376,6 +376,25 @@ def resolve_config(
     return cfg
 
 
+def _check_range(name: str, values: tuple[float, float], low: float | None = None, high: float | None = None) -> None:
+    lo, hi = values
+    if lo > hi:
+        raise ConfigError(f"camera.{name} must be (min, max) with min <= max; got {values}")
+    if (low is not None and lo < low) or (high is not None and hi > high):
+        raise ConfigError(f"camera.{name} must lie within [{low}, {high}]; got {values}")
+
+
+def check_camera(cfg: CameraConfig) -> None:
+    """Raise ConfigError naming the first camera range or probability that is out of bounds."""
+    _check_range("distance_range", cfg.distance_range, low=1e-3)
+    _check_range("elevation_range", cfg.elevation_range, low=-90.0, high=90.0)
+    _check_range("fovy_range", cfg.fovy_range, low=1e-3, high=179.0)
+    _check_range("azimuth_range", cfg.azimuth_range)
+    if not 0.0 <= cfg.overhead_prob <= 1.0:
+        raise ConfigError(f"camera.overhead_prob must lie within [0, 1]; got {cfg.overhead_prob}")
+    _check_range("overhead_range", cfg.overhead_range, low=-90.0, high=90.0)
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Check ranges and choices; raise ConfigError naming the field and the allowed values."""
     g = cfg.guidance
@@ -410,6 +429,7 @@ def validate_config(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    check_camera(cfg.camera)
     if g.method != "sds" and cfg.reward.kind == "none":
         raise ConfigError(f"method '{g.method}' needs a reward model; set reward.kind or use method 'sds'")
 

@@ -81,6 +81,13 @@ def test_bad_override_and_method_give_clear_errors(capsys, tmp_path):
         resolve_config("tiny-random", ["guidance.guidance_scale=abc"])
     with pytest.raises(ConfigError, match="guidance.method must be one of"):
         resolve_config("tiny-random", ["guidance.method=foo"])
+    # Camera ranges are checked with the config, before any model loads: a message, no traceback.
+    code = main(["generate", "--prompt", "x", "--preset", "tiny-random", "--set", "camera.overhead_prob=2",
+                 "--out", str(tmp_path)])
+    assert code == 2
+    assert capsys.readouterr().err == "error: camera.overhead_prob must lie within [0, 1]; got 2.0\n"
+    with pytest.raises(ConfigError, match=r"camera.elevation_range must be \(min, max\) with min <= max"):
+        resolve_config("tiny-random", ["camera.elevation_range=40,10"])
 
 
 def test_overrides_presets_and_json_round_trip(tmp_path):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from psd_engine.config import CameraConfig, ConfigError
+from psd_engine.config import CameraConfig, check_camera
 from psd_engine.scene.rng import uniform
 
 
@@ -84,23 +84,10 @@ def make_cameras(elevation_deg: Tensor, azimuth_deg: Tensor, distance: Tensor, f
     return Cameras(c2w=c2w, fovy_deg=fovy_deg, elevation_deg=elevation_deg, azimuth_deg=azimuth_deg, distance=distance)
 
 
-def _check_range(name: str, values: tuple[float, float], low: float | None = None, high: float | None = None) -> None:
-    lo, hi = values
-    if lo > hi:
-        raise ConfigError(f"camera.{name} must be (min, max) with min <= max; got {values}")
-    if (low is not None and lo < low) or (high is not None and hi > high):
-        raise ConfigError(f"camera.{name} must lie within [{low}, {high}]; got {values}")
-
-
 def sample_cameras(cfg: CameraConfig, n: int, generator: torch.Generator | None,
                    device: torch.device | str = "cpu") -> Cameras:
     """n random cameras, each parameter uniform in its range, some overhead if asked (deterministic given `generator`)."""
-    _check_range("distance_range", cfg.distance_range, low=1e-3)
-    _check_range("elevation_range", cfg.elevation_range, low=-90.0, high=90.0)
-    _check_range("fovy_range", cfg.fovy_range, low=1e-3, high=179.0)
-    _check_range("azimuth_range", cfg.azimuth_range)
-    if not 0.0 <= cfg.overhead_prob <= 1.0:
-        raise ConfigError(f"camera.overhead_prob must lie within [0, 1]; got {cfg.overhead_prob}")
+    check_camera(cfg)
     u = uniform((4, n), generator, device)
 
     def lerp(values: tuple[float, float], t: Tensor) -> Tensor:
@@ -108,7 +95,6 @@ def sample_cameras(cfg: CameraConfig, n: int, generator: torch.Generator | None,
 
     elevation = lerp(cfg.elevation_range, u[0])
     if cfg.overhead_prob > 0.0:  # extra draws only when asked for, so other runs stay bit-identical
-        _check_range("overhead_range", cfg.overhead_range, low=-90.0, high=90.0)
         high = uniform((2, n), generator, device)
         elevation = torch.where(high[0] < cfg.overhead_prob, lerp(cfg.overhead_range, high[1]), elevation)
     return make_cameras(

@@ -8,7 +8,7 @@ from the same 4 cameras by psd_engine/export/raster.py, and from 4 cameras above
 degrees: the top of a cube, the hole of a torus). Each gets the fidelity judge's (shape,
 colour) per view, the ground-truth taste and its fog, floater and sharpness components.
 Writes <out>/<name>.md and <out>/<name>_views.png (per prompt: two volume views over the same
-two views of the GLB mesh, lit).
+two views of the GLB mesh, lit, over the GLB from above at 45 and 70 degrees, lit).
 
     python benchmarks/offline_demo.py --out docs/results
 """
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from psd_engine.config import load_config  # noqa: E402
+from psd_engine.config import CameraConfig, load_config  # noqa: E402
 from psd_engine.export.raster import glb_mesh, rasterize_mesh  # noqa: E402
 from psd_engine.export.views import grid_shape  # noqa: E402
 from psd_engine.scene.cameras import make_cameras, orbit_cameras  # noqa: E402
@@ -78,20 +78,20 @@ def score_views(prompt: str, views: list[np.ndarray], judge) -> dict:
 ABOVE_VIEWS = ((45.0, 20.0), (45.0, 110.0), (70.0, 0.0), (70.0, 60.0))
 
 
-def glb_views(out_dir: Path, n: int, resolution: int) -> dict[str, list[np.ndarray]]:
-    """The run's model.glb (read once) rendered from the n cameras its views.png used, per shading,
-    and ("above") from ABOVE_VIEWS, albedo."""
-    camera = load_config(out_dir / "config.json").camera
+def glb_views(glb: Path, camera: CameraConfig, n: int, resolution: int) -> dict[str, list[np.ndarray]]:
+    """A GLB (read once) rendered from the n preview cameras of `camera` (those of a run's views.png),
+    per shading, and ("above", "above_lit") from ABOVE_VIEWS."""
     cams = orbit_cameras(n, camera.preview_elevation, camera.preview_distance, camera.preview_fovy)
     k = len(ABOVE_VIEWS)
     above = make_cameras(torch.tensor([e for e, _ in ABOVE_VIEWS]), torch.tensor([a for _, a in ABOVE_VIEWS]),
                          torch.full((k,), camera.preview_distance), torch.full((k,), camera.preview_fovy))
-    mesh = glb_mesh(out_dir / "model.glb")
+    mesh = glb_mesh(glb)
 
     def render(cameras, shading: str) -> list[np.ndarray]:
         return list(rasterize_mesh(*mesh, cameras, resolution, shading=shading).permute(0, 2, 3, 1).numpy())
 
-    return {"albedo": render(cams, "albedo"), "lambertian": render(cams, "lambertian"), "above": render(above, "albedo")}
+    return {"albedo": render(cams, "albedo"), "lambertian": render(cams, "lambertian"), "above": render(above, "albedo"),
+            "above_lit": render(above, "lambertian")}
 
 
 def score_run(prompt: str, out_dir: Path, judge) -> dict:
@@ -99,12 +99,14 @@ def score_run(prompt: str, out_dir: Path, judge) -> dict:
     import imageio.v3 as iio
 
     views = [v.astype(np.float32) / 255.0 for v in split_grid(iio.imread(out_dir / "views.png")[..., :3], 4)]
-    mesh_views = glb_views(out_dir, len(views), views[0].shape[0])
+    camera = load_config(out_dir / "config.json").camera
+    mesh_views = glb_views(out_dir / "model.glb", camera, len(views), views[0].shape[0])
     return {
         "volume": score_views(prompt, views, judge),
         "mesh": score_views(prompt, mesh_views["albedo"], judge),
         "mesh_above": score_views(prompt, mesh_views["above"], judge),
         "mesh_lit": mesh_views["lambertian"],
+        "mesh_above_lit": mesh_views["above_lit"],
     }
 
 
@@ -139,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| | model.glb | | | | {_cells(s['mesh'])} |")
             lines.append(f"| | model.glb, above | | | | {_cells(s['mesh_above'])} |")
             print("\n".join(lines[-3:]), flush=True)
-            strip.append(np.concatenate([np.concatenate(s["volume"]["views"][:2], axis=1),
-                                         np.concatenate(s["mesh_lit"][:2], axis=1)], axis=0))
+            rows = (s["volume"]["views"][:2], s["mesh_lit"][:2], s["mesh_above_lit"][::2])  # above: 45 and 70 deg
+            strip.append(np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0))
     import imageio.v3 as iio
 
     iio.imwrite(out / f"{args.name}_views.png", (np.concatenate(strip, axis=1) * 255).round().astype(np.uint8))
@@ -155,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
               "psd_engine/export/raster.py with its vertex colours); \"model.glb, above\" is the mesh from 4 views "
               "at elevations 45 and 70 degrees (the top of a cube, the hole of a torus): fidelity judge, taste "
               "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best). The picture shows, per "
-              "prompt, two views of views.png over the same two views of the GLB, lit.\n\n"
+              "prompt, two views of views.png over the same two views of the GLB, lit, and under them the GLB from "
+              "above (45 and 70 degrees), lit.\n\n"
               + "\n".join(lines) + f"\n\n![views]({args.name}_views.png)\n")
     (out / f"{args.name}.md").write_text(report)
     print(report)

@@ -1,5 +1,6 @@
 """The benchmark scripts: compare_methods (grid parsing, hacking gap, CIs, small real runs on tiny-random),
-offline_demo (reading back the views and the GLB a run exported), first_preview and guidance_colour."""
+offline_demo (reading back the views and the GLB a run exported), export_threshold, first_preview and
+guidance_colour."""
 from __future__ import annotations
 
 import json
@@ -7,13 +8,16 @@ import math
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from benchmarks import compare_methods as cm
+from benchmarks import export_threshold
 from benchmarks import first_preview, guidance_colour
 from benchmarks import offline_demo
 from psd_engine.config import resolve_config, save_config
 from psd_engine.export import write_glb, write_views_grid
+from psd_engine.scene import Field
 from psd_engine.shapes import world
 from psd_engine.shapes.judge import load_judge
 from psd_engine.shapes.taste import taste_3d
@@ -113,8 +117,35 @@ def test_offline_demo_scores_exported_views_and_glb_with_the_judge_and_the_taste
     assert [v.shape for v in above["views"]] == [(64, 64, 3)] * 4 and above["judged"] == [("cube", "red")] * 4
     rows_covered = [int((v < 0.99).any(-1).any(-1).sum()) for v in (mesh["views"][0], above["views"][2])]
     assert rows_covered[1] > rows_covered[0]
+    # The lit views above (for the picture) show the same silhouette, shaded: darker than the flat colour.
+    lit = score["mesh_above_lit"]
+    assert len(lit) == 4 and np.array_equal((lit[2] < 0.99).any(-1), (above["views"][2] < 0.99).any(-1))
+    assert lit[2].mean() < above["views"][2].mean()
     blue = offline_demo.score_run("a blue cube", tmp_path, load_judge())
     assert blue["volume"]["right"] == 0 and blue["mesh"]["right"] == 0
+
+
+class SoftRedBall(Field):
+    """A red ball whose density falls linearly from 10 at its centre to 0 at radius 0.5."""
+
+    def __init__(self):
+        super().__init__(bound=1.0)
+
+    def forward(self, points):
+        sigma = (10.0 * (1.0 - points.norm(dim=-1) / 0.5)).clamp(min=0.0)
+        return sigma, torch.tensor([0.9, 0.08, 0.08]).expand(points.shape[0], 3)
+
+
+def test_export_threshold_meshes_one_field_at_each_threshold_and_judges_each_mesh(tmp_path):
+    cfg = resolve_config("shapes", prompt="a red sphere")
+    judge = load_judge()
+    field = SoftRedBall()
+    # Threshold 2 meshes a ball of radius 0.4, threshold 20 finds no surface; the judge sees a red sphere.
+    assert export_threshold.threshold_cells(field, cfg, "a red sphere", [2.0, 20.0], judge, tmp_path) == [
+        "4 / 4", "no surface"]
+    radius = np.linalg.norm(trimesh.load(tmp_path / "model_2.glb", force="mesh").vertices, axis=1)
+    assert radius.mean() == pytest.approx(0.4, abs=0.02)
+    assert export_threshold.threshold_cells(field, cfg, "a blue sphere", [2.0], judge, tmp_path) == ["0 / 0"]
 
 
 @pytest.mark.slow

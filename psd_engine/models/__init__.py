@@ -31,16 +31,19 @@ def load_prior(cfg: PriorConfig, device: torch.device) -> DiffusionPrior:
 
 
 def _load(cfg: PriorConfig, device: torch.device) -> DiffusionPrior:
-    from .latent import load_latent_prior
-    from .pixel import load_pixel_prior
-
+    # Each loader is imported only when used: the latent one pulls in the VAE and CLIP classes,
+    # which a pixel prior (the offline default) does not need at start-up.
     model = None
     if cfg.tiny_random:
         from .tiny import build_tiny_pixel, build_tiny_sd
 
         model = str(build_tiny_sd() if cfg.kind == "latent" else build_tiny_pixel())
     if cfg.kind == "latent":
+        from .latent import load_latent_prior
+
         return load_latent_prior(cfg, device, model)
+    from .pixel import load_pixel_prior
+
     return load_pixel_prior(cfg, device, model)
 
 

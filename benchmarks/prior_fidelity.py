@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from psd_engine.shapes import world  # noqa: E402
 from psd_engine.shapes.judge import load_judge  # noqa: E402
-from training.sample_prior import load_prior, prompts_for, sample  # noqa: E402
+from training.sample_prior import load_prior, prompts_for, sample, view_cameras  # noqa: E402
 from training.train_prior import encode_texts, load_text_encoder  # noqa: E402
 
 
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts = prompts_for(args.pairs, args.views)
     cond = encode_texts(tokenizer, encoder, prompts, meta["max_length"])
     uncond = encode_texts(tokenizer, encoder, [""], meta["max_length"])
-    images = sample(unet, scheduler, cond, uncond, args.steps, args.cfg, torch.Generator().manual_seed(args.seed))
+    images = sample(unet, scheduler, cond, uncond, args.steps, args.cfg, torch.Generator().manual_seed(args.seed),
+                    cameras=view_cameras(prompts, meta))
     predicted = load_judge().predict(images.permute(0, 2, 3, 1).numpy())
     truth = [world.parse_prompt(p) for p in prompts]
     print(f"prior={args.prior} pairs={args.pairs} views={' '.join(args.views)} steps={args.steps} cfg={args.cfg}")

@@ -91,8 +91,8 @@ def test_stop_event_ends_within_one_step(tmp_path):
 def _nan_on(steps):
     original = SDSGuidance.__call__
 
-    def patched(self, images, cond, prompts, generator, step=0):
-        out = original(self, images, cond, prompts, generator, step)
+    def patched(self, images, cond, prompts, generator, step=0, camera=None):
+        out = original(self, images, cond, prompts, generator, step, camera)
         if step in steps:
             out["loss_sds"] = out["loss_sds"] * float("nan")
         return out
@@ -167,3 +167,34 @@ def test_bad_sharpen_settings_are_refused_with_the_field_named():
         resolve_config("tiny-random", ["optim.sharpen_resolution=4"])
     with pytest.raises(ConfigError, match="optim.sharpen_every must be >= 1"):
         resolve_config("tiny-random", ["optim.sharpen_every=0"])
+
+
+def test_a_camera_conditioned_prior_gets_each_render_camera(tmp_path, monkeypatch):
+    """The engine hands the prior the features of the cameras it rendered from (every prior call)."""
+    from psd_engine.models.tiny import build_tiny_pixel
+    from psd_engine.models.unet_prior import UNetPrior
+
+    folder = build_tiny_pixel(tmp_path / "prior", camera_harmonics=(1, 2))
+    seen = []
+    original = UNetPrior.predict_noise
+
+    def recording(self, z_t, t, text_emb, camera=None):
+        seen.append(camera)
+        return original(self, z_t, t, text_emb, camera=camera)
+
+    monkeypatch.setattr(UNetPrior, "predict_noise", recording)
+    cfg = resolve_config(
+        "tiny-random", ["guidance.method=psd", "prior.kind=pixel", f"prior.model={folder}", "prior.tiny_random=false",
+                        "camera.batch_size=2", "guidance.num_samples=2"],
+        prompt="a red cube", steps=2, preview_every=2, out_dir=str(tmp_path / "run"),
+    )
+    assert isinstance(list(generate(cfg))[-1], FinalEvent)
+    assert seen and all(c is not None and c.shape[1] == 6 for c in seen)
+    cfg_noise_calls = [c for c in seen if c.shape[0] == 2 * 2 * 2]  # (cond + negative) x K samples x batch
+    assert cfg_noise_calls
+    for c in cfg_noise_calls:
+        elevation = torch.rad2deg(torch.atan2(c[:, 0], c[:, 1]))
+        lo, hi = cfg.camera.elevation_range
+        assert bool(((elevation >= lo - 1e-3) & (elevation <= hi + 1e-3)).all())
+        torch.testing.assert_close(c[:4], c[4:])  # the negative half sees the same cameras
+        torch.testing.assert_close(c[2:4], c[:2])  # each of the K samples of a render too

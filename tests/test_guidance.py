@@ -33,8 +33,10 @@ class AnalyticPrior(DiffusionPrior):
     def decode(self, z):
         return z
 
-    def predict_noise(self, z_t, t, text_emb):
+    def predict_noise(self, z_t, t, text_emb, camera=None):
         shift = (text_emb.mean(1) @ self.mix.T).view(-1, 3, 1, 1)  # (B, 3, 1, 1), depends on the text
+        if camera is not None:  # and on the camera, when given
+            shift = shift + 0.3 * camera.sum(1).view(-1, 1, 1, 1)
         return 0.5 * z_t + shift + 0.001 * t.view(-1, 1, 1, 1).float()
 
 
@@ -52,9 +54,9 @@ def _setup(method: str, **overrides):
     return cfg, prior, build_guidance(cfg, prior, RednessReward(), neg)
 
 
-def _expected_cfg_noise(prior, z_t, t, cond, neg, scale):
-    e_c = prior.predict_noise(z_t, t, cond)
-    e_n = prior.predict_noise(z_t, t, neg.expand_as(cond))
+def _expected_cfg_noise(prior, z_t, t, cond, neg, scale, camera=None):
+    e_c = prior.predict_noise(z_t, t, cond, camera=camera)
+    e_n = prior.predict_noise(z_t, t, neg.expand_as(cond), camera=camera)
     return e_n + scale * (e_c - e_n)
 
 
@@ -81,6 +83,33 @@ def test_sds_gradient_is_weighted_residual():
     expected = w * (e - eps)
     torch.testing.assert_close(images.grad * 2, expected, rtol=1e-4, atol=1e-5)
     assert out["grad_norm"] == pytest.approx(float(expected.norm()), rel=1e-4)
+
+
+@pytest.mark.parametrize("method", ["sds", "psd-fixed-neg"])
+def test_camera_features_reach_both_halves_of_every_prior_call(method):
+    """A camera-conditioned prior gets each render's camera, in the conditional and the negative call."""
+    cfg, prior, guidance = _setup(method, t_min=0.5, t_max=0.5 + 1e-3, preference_scale=0.0, num_samples=2)
+    images = torch.rand(2, 3, 8, 8, requires_grad=True)
+    cond = prior.encode_text(["a red cube", "a red cube, side view"])
+    camera = torch.tensor([[1.0, 0.5], [-2.0, 0.0]])
+    guidance(images, cond, ["a red cube"] * 2, torch.Generator().manual_seed(3), camera=camera)["loss_sds"].backward()
+    g = torch.Generator().manual_seed(3)
+    t = guidance.sample_t(2, g)
+    k = 1 if method == "sds" else 2
+    eps = torch.randn((k,) + tuple(images.shape), generator=g)
+    neg = prior.encode_text([""])
+    w = (1 - prior.alphas_cumprod[t]).view(-1, 1, 1, 1)
+    candidates = []
+    for j in range(k):
+        z_t = guidance.add_noise(images.detach(), eps[j], t)
+        candidates.append(w * (_expected_cfg_noise(prior, z_t, t, cond, neg, cfg.guidance_scale, camera) - eps[j]))
+    # sds: the one residual; psd with preference_scale 0: the winner's residual, per render.
+    grad = images.grad * 2  # the surrogate loss divides by the batch
+    for b in range(2):
+        assert any(torch.allclose(grad[b], c[b], rtol=1e-4, atol=1e-5) for c in candidates)
+        z_t = guidance.add_noise(images.detach(), eps[0], t)
+        without = w * (_expected_cfg_noise(prior, z_t, t, cond, neg, cfg.guidance_scale) - eps[0])
+        assert not torch.allclose(grad[b], without[b], rtol=1e-3, atol=1e-4)
 
 
 def test_uniform_weighting_and_clip():

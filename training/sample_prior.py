@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from psd_engine.config import PromptConfig  # noqa: E402
+from psd_engine.models.camera_condition import camera_feature_dim, camera_features  # noqa: E402
 from psd_engine.prompts import view_prompt  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 from training.train_prior import encode_texts, load_text_encoder  # noqa: E402
@@ -50,9 +51,16 @@ def sample(
     guidance_scale: float = 1.0,
     generator: torch.Generator | None = None,
     batch: int = 64,
+    cameras: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Images (B, 3, R, R) in [0, 1] for text embeddings cond (B, L, D) with CFG against uncond (1, L, D)."""
+    """Images (B, 3, R, R) in [0, 1] for text embeddings cond (B, L, D) with CFG against uncond (1, L, D).
+
+    `cameras` (B, F): camera features for a camera-conditioned UNet (None there = unknown camera).
+    """
     res = unet.config.sample_size
+    dim = unet.config.projection_class_embeddings_input_dim if unet.config.class_embed_type == "projection" else 0
+    if dim and cameras is None:
+        cameras = torch.zeros(cond.shape[0], dim)
     outs = []
     for start in range(0, cond.shape[0], batch):
         c = cond[start : start + batch]
@@ -60,13 +68,36 @@ def sample(
         x = torch.randn(n, 3, res, res, generator=generator)
         scheduler.set_timesteps(steps)
         u = uncond.expand(n, -1, -1)
+        labels = None if not dim else cameras[start : start + batch].repeat(2, 1)
         for t in scheduler.timesteps:
-            eps = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([u, c])).sample
+            eps = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([u, c]), class_labels=labels).sample
             eps_u, eps_c = eps.chunk(2)
             eps = eps_u + guidance_scale * (eps_c - eps_u)
             x = scheduler.step(eps, t, x).prev_sample
         outs.append(((x + 1.0) / 2.0).clamp(0, 1))
     return torch.cat(outs)
+
+
+# A representative camera (elevation, azimuth in degrees, object yaw 0) per view word.
+VIEW_CAMERAS: dict[str, tuple[float, float]] = {
+    "front": (15.0, 0.0), "side": (15.0, 90.0), "back": (15.0, 180.0), "overhead": (70.0, 0.0),
+}
+
+
+def view_cameras(prompts: list[str], meta: dict) -> torch.Tensor | None:
+    """Camera features of each prompt's view word (zeros = unknown without one); None for a text-only prior."""
+    harmonics = tuple(meta.get("camera_harmonics") or ())
+    if not harmonics:
+        return None
+    rows = []
+    for prompt in prompts:
+        view = next((v for v in VIEW_CAMERAS if prompt.endswith(f"{v} view")), None)
+        if view is None:
+            rows.append(torch.zeros(1, camera_feature_dim(harmonics)))
+        else:
+            el, az = VIEW_CAMERAS[view]
+            rows.append(camera_features(torch.tensor([el]), torch.tensor([az]), harmonics))
+    return torch.cat(rows)
 
 
 def prompts_for(pairs: str, views: list[str]) -> list[str]:
@@ -111,7 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     cond = encode_texts(tokenizer, text_model, expanded, meta["max_length"])
     uncond = encode_texts(tokenizer, text_model, [""], meta["max_length"])
     t0 = time.time()
-    images = sample(unet, scheduler, cond, uncond, args.steps, args.cfg, torch.Generator().manual_seed(args.seed))
+    cameras = view_cameras(expanded, meta)
+    images = sample(unet, scheduler, cond, uncond, args.steps, args.cfg, torch.Generator().manual_seed(args.seed),
+                    cameras=cameras)
     print(f"sampled {len(expanded)} images in {time.time() - t0:.0f} s")
     arr = images.permute(0, 2, 3, 1).numpy().astype(np.float32)
     tiled = world.grid(arr, args.per_prompt)

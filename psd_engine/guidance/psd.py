@@ -50,24 +50,34 @@ class PSDGuidance(ScoreDistillation):
         )
 
     def reward_of_negative(
-        self, z_t: torch.Tensor, t: torch.Tensor, e_c: torch.Tensor, prompts: list[str]
+        self,
+        z_t: torch.Tensor,
+        t: torch.Tensor,
+        e_c: torch.Tensor,
+        prompts: list[str],
+        camera: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """R(x0(z_t; e(n)), prompt) differentiable with respect to n only (theta is detached)."""
         b = z_t.shape[0]
         with self.timer.section("unet"):
-            e_n = self.prior.predict_noise(z_t, t, self.n.expand(b, -1, -1).to(e_c.dtype)).float()
+            e_n = self.prior.predict_noise(z_t, t, self.n.expand(b, -1, -1).to(e_c.dtype), camera=camera).float()
         e = e_n + self.cfg.guidance_scale * (e_c - e_n)
         with self.timer.section("encode"):
             x0 = self.prior.decode(self.predict_x0(z_t, e, t))
         return self.score(x0, prompts)
 
     def update_negative(
-        self, z_t: torch.Tensor, t: torch.Tensor, e_c: torch.Tensor, prompts: list[str]
+        self,
+        z_t: torch.Tensor,
+        t: torch.Tensor,
+        e_c: torch.Tensor,
+        prompts: list[str],
+        camera: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """One Adam step on n maximising R(x0) - beta ||n - n_0||^2; returns diagnostics."""
         assert self.neg_opt is not None
         with torch.enable_grad():
-            reward = self.reward_of_negative(z_t.detach(), t, e_c.detach(), prompts)
+            reward = self.reward_of_negative(z_t.detach(), t, e_c.detach(), prompts, camera)
             drift = ((self.n - self.n0) ** 2).sum()
             loss = -reward.mean() + self.cfg.neg_beta * drift
             self.neg_opt.zero_grad(set_to_none=True)
@@ -83,7 +93,7 @@ class PSDGuidance(ScoreDistillation):
             "neg_updated": float(finite),
         }
 
-    def __call__(self, images, cond, prompts, generator, step=0) -> dict[str, Any]:  # noqa: D102
+    def __call__(self, images, cond, prompts, generator, step=0, camera=None) -> dict[str, Any]:  # noqa: D102
         k = self.cfg.num_samples
         z = self.encode(images)
         b = z.shape[0]
@@ -95,7 +105,8 @@ class PSDGuidance(ScoreDistillation):
             tk = t.repeat(k)
             z_t = self.add_noise(z.detach().repeat(k, 1, 1, 1), eps.flatten(0, 1), tk)
             negative = self.n.detach() if self.adapt_negative else self.negative
-            e, e_c, _ = self.cfg_noise(z_t, tk, cond.repeat(k, 1, 1), negative)
+            camera_k = None if camera is None else camera.repeat(k, 1)
+            e, e_c, _ = self.cfg_noise(z_t, tk, cond.repeat(k, 1, 1), negative, camera_k)
             # 3: one-step estimates, scored together with the render itself.
             with self.timer.section("encode"):
                 x0 = self.prior.decode(self.predict_x0(z_t, e, tk))
@@ -130,7 +141,7 @@ class PSDGuidance(ScoreDistillation):
         if self.neg_update_due(step):
             z_t_w = z_t.view(k, b, *z.shape[1:])[win, cols]
             e_c_w = e_c.view(k, b, *z.shape[1:])[win, cols]
-            out.update(self.update_negative(z_t_w, t, e_c_w, prompts))
+            out.update(self.update_negative(z_t_w, t, e_c_w, prompts, camera))
         return out
 
     def state_dict(self) -> dict[str, Any]:  # noqa: D102

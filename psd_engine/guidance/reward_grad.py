@@ -13,8 +13,8 @@ from .sds import SDSGuidance
 class RewardGradGuidance(SDSGuidance):
     """Score distillation with a direct reward-gradient term on the renders."""
 
-    def __call__(self, images, cond, prompts, generator, step=0) -> dict[str, Any]:  # noqa: D102
-        loss, out = self.sds_terms(images, cond, generator)
+    def __call__(self, images, cond, prompts, generator, step=0, camera=None) -> dict[str, Any]:  # noqa: D102
+        loss, out = self.sds_terms(images, cond, generator, camera)
         reward = self.score(images, prompts)
         out["loss_sds"] = loss
         out["loss_reward"] = -self.cfg.reward_grad_scale * reward.mean()

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .camera_condition import camera_features
+
 
 class ModelNotFoundError(RuntimeError):
     """Weights are missing: the message names the model, where it was looked for, and the fix."""
@@ -21,6 +23,8 @@ class DiffusionPrior(nn.Module):
     resolution: int = 64  # image side fed to the prior
     num_train_timesteps: int = 1000
     alphas_cumprod: torch.Tensor  # (T,) float32, on the prior's device (a buffer)
+    # Azimuth harmonics of a camera-conditioned prior (models/camera_condition.py); () = text only.
+    camera_harmonics: tuple[int, ...] = ()
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """Text embeddings (B, L, D) as the UNet's encoder_hidden_states."""
@@ -34,8 +38,20 @@ class DiffusionPrior(nn.Module):
         """z -> images in [0, 1] (differentiable)."""
         raise NotImplementedError
 
-    def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        """Epsilon prediction for noisy z_t at integer timesteps t (B,), v-prediction converted."""
+    def camera_condition(self, elevation_deg: torch.Tensor, azimuth_deg: torch.Tensor) -> torch.Tensor | None:
+        """Camera features for predict_noise (object yaw 0), or None for a text-only prior."""
+        if not self.camera_harmonics:
+            return None
+        return camera_features(elevation_deg, azimuth_deg, self.camera_harmonics)
+
+    def predict_noise(
+        self, z_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor, camera: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Epsilon prediction for noisy z_t at integer timesteps t (B,), v-prediction converted.
+
+        `camera` (B, F) from camera_condition; a text-only prior ignores it, a camera-conditioned
+        one reads None as "camera unknown".
+        """
         raise NotImplementedError
 
 

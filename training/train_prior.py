@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 from psd_engine.prompts import VIEWS, view_direction, view_prompt  # noqa: E402
 from psd_engine.config import PromptConfig  # noqa: E402
-from psd_engine.models.camera_condition import camera_feature_dim, camera_features, mirror_features  # noqa: E402
+from psd_engine.models.camera_condition import camera_features, camera_unet_config, mirror_features  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 from training.common import apply_set_overrides, output_folder, recorded_command, replace_given  # noqa: E402
 
@@ -77,8 +77,8 @@ class PriorTrainConfig:
     # Camera conditioning (psd_engine/models/camera_condition.py), e.g. (1, 2, 4): the UNet also
     # gets the camera's elevation and its azimuth relative to the object's yaw, meant to make
     # distillation views agree on one pose. () = text only, as the shipped prior. Tried with
-    # (1, 2, 4) for the same 27 minutes: the trained UNet barely reads the camera (changing it
-    # moves the noise prediction by 0.7 % RMS) and a cube's top stays round (training/README.md).
+    # (1, 2, 4) for 27 and 45 minutes: the UNet reads the camera little (a 45-degree turn moves
+    # the noise prediction 0.6-2.4 % RMS) and a cube's top stays round (training/README.md).
     camera_harmonics: tuple[int, ...] = ()
     camera_dropout: float = 0.1  # rate of "camera unknown" (all-zero features)
     dataset_size: int = 20000  # images rendered once and kept in memory (uint8)
@@ -132,13 +132,8 @@ def build_unet(cfg: PriorTrainConfig):
     from diffusers import UNet2DConditionModel
 
     levels = len(cfg.block_out_channels)
-    camera = {}
-    if cfg.camera_harmonics:
-        camera = dict(
-            class_embed_type="projection", projection_class_embeddings_input_dim=camera_feature_dim(cfg.camera_harmonics)
-        )
     return UNet2DConditionModel(
-        **camera,
+        **camera_unet_config(cfg.camera_harmonics),
         sample_size=cfg.resolution,
         in_channels=3,
         out_channels=3,

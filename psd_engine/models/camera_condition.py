@@ -2,10 +2,11 @@
 
 A text-only prior is told the view by a word ("front", "side", "overhead"), but not how the
 object is turned: the shapes world spins every object about the vertical axis, so from a
-given camera a cube's square top can sit at any angle in the picture, and distillation
-averages those angles into a round top. A camera-conditioned prior also gets the camera's
-elevation and its azimuth relative to the object's yaw, so every view of a run agrees on
-one pose. The features are
+given camera a cube's square top can sit at any angle in the picture (a suspected cause of
+the distilled cube's round top). A camera-conditioned prior also gets the camera's
+elevation and its azimuth relative to the object's yaw, meant to make every view of a run
+agree on one pose; the priors trained with it so far did not square the cube
+(training/README.md). The features are
 
     [sin el, cos el, sin(k az), cos(k az) for k in harmonics]
 
@@ -18,7 +19,7 @@ drops the caption for classifier-free guidance). The UNet reads them through dif
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -40,6 +41,13 @@ def camera_features(
     for k in harmonics:
         parts += [torch.sin(k * az), torch.cos(k * az)]
     return torch.stack(parts, dim=1)
+
+
+def camera_unet_config(harmonics: Sequence[int]) -> dict[str, Any]:
+    """UNet2DConditionModel arguments that give it the camera input ({} for a text-only prior)."""
+    if not harmonics:
+        return {}
+    return {"class_embed_type": "projection", "projection_class_embeddings_input_dim": camera_feature_dim(harmonics)}
 
 
 def mirror_features(features: torch.Tensor) -> torch.Tensor:

@@ -198,7 +198,7 @@ def build_tiny_pixel(
     from diffusers import UNet2DConditionModel
     from transformers import AutoConfig, AutoTokenizer, BertConfig, BertModel
 
-    from .camera_condition import camera_feature_dim
+    from .camera_condition import camera_unet_config
     from .pixel import package_model_folder, write_manifest
 
     default_name = f"pixel-{text_encoder_package}" if text_encoder_package else "pixel"
@@ -216,9 +216,7 @@ def build_tiny_pixel(
         "sample_size": TINY_PIXEL_RESOLUTION,
         "cross_attention_dim": hidden,
     }
-    if camera_harmonics:
-        unet_cfg["class_embed_type"] = "projection"
-        unet_cfg["projection_class_embeddings_input_dim"] = camera_feature_dim(camera_harmonics)
+    unet_cfg.update(camera_unet_config(camera_harmonics))
     spec = {"kind": "pixel", "unet": unet_cfg, "text": TINY_BERT, "package": text_encoder_package,
             "sched": TINY_SCHEDULER, "max_length": TINY_PIXEL_MAX_LENGTH, "camera": list(camera_harmonics)}
 

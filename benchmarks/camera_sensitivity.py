@@ -3,7 +3,7 @@
 Noisy renders of a red cube from the shapes world (yaw 0; elevations and azimuths below) go
 through the prior at a few timesteps; the table gives the RMS change of the predicted noise
 when one input changes, as a percentage of the prediction's RMS. A camera-conditioned prior
-(psd_prior.json "camera_harmonics") that reads its camera shows a clear change for "camera
+(psd_prior.json "camera_harmonics" or "camera_map") that reads its camera shows a clear change for "camera
 azimuth +45"; a text-only prior has no camera rows.
 
     python benchmarks/camera_sensitivity.py --prior assets/shapes-prior
@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from psd_engine.config import PriorConfig  # noqa: E402
 from psd_engine.models import load_prior  # noqa: E402
+from psd_engine.scene.cameras import make_cameras  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 
 ELEVATIONS = (15.0, 70.0)
@@ -44,13 +45,19 @@ def sensitivity(prior_path: str, timesteps: list[int], seed: int = 0) -> list[di
     azimuth = torch.tensor([s.azimuth_deg for s in specs])
     words = ["overhead" if s.elevation_deg >= 60 else "front" for s in specs]
     emb = prior.encode_text([f"a red cube, {w} view" for w in words])
-    camera = prior.camera_condition(elevation, azimuth)
+
+    def cameras(azimuth: torch.Tensor):
+        n = len(specs)
+        distance, fovy = torch.full((n,), specs[0].distance), torch.full((n,), specs[0].fovy_deg)
+        return prior.camera_condition(make_cameras(elevation, azimuth, distance, fovy))
+
+    camera = cameras(azimuth)
     changes = {
         "view word -> side": dict(text=prior.encode_text(["a red cube, side view"] * len(specs))),
         "colour word red -> blue": dict(text=prior.encode_text([f"a blue cube, {w} view" for w in words])),
     }
     if camera is not None:
-        changes["camera azimuth +45"] = dict(camera=prior.camera_condition(elevation, azimuth + 45.0))
+        changes["camera azimuth +45"] = dict(camera=cameras(azimuth + 45.0))
         changes["camera unknown (zeros)"] = dict(camera=torch.zeros_like(camera))
     generator = torch.Generator().manual_seed(seed)
     rows = []

@@ -153,7 +153,7 @@ class Run:
             )
         cond, view_prompts = self.prompts.for_cameras(cams.elevation_deg, cams.azimuth_deg)
         reward_prompts = view_prompts if cfg.reward.use_view_prompt else [cfg.prompt] * len(view_prompts)
-        camera = self.prior.camera_condition(cams.elevation_deg, cams.azimuth_deg)
+        camera = self.prior.camera_condition(cams)
         result = self.guidance(out["rgb"], cond, reward_prompts, self.generator, step=step, camera=camera)
         losses = {k: v for k, v in result.items() if k.startswith("loss_")}
         o = cfg.optim

@@ -179,5 +179,7 @@ def test_camera_sensitivity_reports_camera_rows_only_for_a_camera_conditioned_pr
     assert set(cam[0]) == {"t", "view word -> side", "colour word red -> blue", "camera azimuth +45",
                            "camera unknown (zeros)"}
     assert all(math.isfinite(v) and v > 0 for v in cam[0].values())
+    cam_map = camera_sensitivity.sensitivity(str(build_tiny_pixel(tmp_path / "map", camera_map=True)), [300])
+    assert set(cam_map[0]) == set(cam[0]) and all(math.isfinite(v) and v > 0 for v in cam_map[0].values())
     text_only = camera_sensitivity.sensitivity(str(build_tiny_pixel(tmp_path / "text")), [300, 700])
     assert [set(r) for r in text_only] == [{"t", "view word -> side", "colour word red -> blue"}] * 2

@@ -169,12 +169,16 @@ def test_bad_sharpen_settings_are_refused_with_the_field_named():
         resolve_config("tiny-random", ["optim.sharpen_every=0"])
 
 
-def test_a_camera_conditioned_prior_gets_each_render_camera(tmp_path, monkeypatch):
-    """The engine hands the prior the features of the cameras it rendered from (every prior call)."""
+@pytest.mark.parametrize("camera_input", ["features", "map"])
+def test_a_camera_conditioned_prior_gets_each_render_camera(tmp_path, monkeypatch, camera_input):
+    """The engine hands the prior the features (or map) of the cameras it rendered from (every prior call)."""
     from psd_engine.models.tiny import build_tiny_pixel
     from psd_engine.models.unet_prior import UNetPrior
 
-    folder = build_tiny_pixel(tmp_path / "prior", camera_harmonics=(1, 2))
+    if camera_input == "map":
+        folder = build_tiny_pixel(tmp_path / "prior", camera_map=True)
+    else:
+        folder = build_tiny_pixel(tmp_path / "prior", camera_harmonics=(1, 2))
     seen = []
     original = UNetPrior.predict_noise
 
@@ -189,12 +193,19 @@ def test_a_camera_conditioned_prior_gets_each_render_camera(tmp_path, monkeypatc
         prompt="a red cube", steps=2, preview_every=2, out_dir=str(tmp_path / "run"),
     )
     assert isinstance(list(generate(cfg))[-1], FinalEvent)
-    assert seen and all(c is not None and c.shape[1] == 6 for c in seen)
+    shape = (6,) if camera_input == "features" else (3, 32, 32)
+    assert seen and all(c is not None and tuple(c.shape[1:]) == shape for c in seen)
     cfg_noise_calls = [c for c in seen if c.shape[0] == 2 * 2 * 2]  # (cond + negative) x K samples x batch
     assert cfg_noise_calls
     for c in cfg_noise_calls:
-        elevation = torch.rad2deg(torch.atan2(c[:, 0], c[:, 1]))
-        lo, hi = cfg.camera.elevation_range
-        assert bool(((elevation >= lo - 1e-3) & (elevation <= hi + 1e-3)).all())
         torch.testing.assert_close(c[:4], c[4:])  # the negative half sees the same cameras
         torch.testing.assert_close(c[2:4], c[:2])  # each of the K samples of a render too
+        assert not torch.allclose(c[0], c[1])  # the batch's two cameras differ
+        if camera_input == "features":
+            elevation = torch.rad2deg(torch.atan2(c[:, 0], c[:, 1]))
+        else:
+            # The map's centre ray points at the origin; the pixel above it has the camera's up direction.
+            up = torch.nn.functional.normalize(c[:, :, 0, 16] - c[:, :, 31, 16], dim=1)
+            elevation = torch.rad2deg(torch.acos(up[:, 1].clamp(-1, 1)))
+        lo, hi = cfg.camera.elevation_range
+        assert bool(((elevation >= lo - 0.5) & (elevation <= hi + 0.5)).all())

@@ -76,6 +76,30 @@ def test_camera_conditioned_smoke_run_loads_and_samples_with_view_cameras(tmp_pa
     assert load_prior(PriorConfig(kind="pixel", model=str(out)), torch.device("cpu")).camera_harmonics == (1, 2, 4)
 
 
+def test_camera_map_smoke_run_loads_and_samples_with_view_maps(tmp_path):
+    out = tmp_path / "map-prior"
+    train_prior.main(["--smoke", "--out", str(out), "--set", "camera_map=true"])
+    unet, scheduler, meta = sample_prior.load_prior(out)
+    assert meta["camera_map"] is True and unet.config.in_channels == 6 and unet.config.out_channels == 3
+    prompts = ["a red cube, front view", "a red cube"]
+    maps = sample_prior.view_cameras(prompts, meta)
+    assert maps.shape == (2, 3, 32, 32)
+    assert float(maps[0].abs().max()) > 0.5 and bool((maps[1] == 0).all())  # no view word: camera unknown
+    tokenizer, model = train_prior.load_text_encoder()
+    cond = train_prior.encode_texts(tokenizer, model, prompts, meta["max_length"])
+    uncond = train_prior.encode_texts(tokenizer, model, [""], meta["max_length"])
+    images = sample_prior.sample(unet, scheduler, cond, uncond, steps=2, generator=torch.Generator().manual_seed(0),
+                                 cameras=maps)
+    assert images.shape == (2, 3, 32, 32)
+    from psd_engine.config import PriorConfig
+    from psd_engine.models import load_prior
+
+    assert load_prior(PriorConfig(kind="pixel", model=str(out)), torch.device("cpu")).camera_map
+    with pytest.raises(SystemExit, match="set camera_harmonics or camera_map, not both"):
+        train_prior.main(["--smoke", "--out", str(tmp_path / "both"), "--set", "camera_map=true",
+                          "--set", "camera_harmonics=1"])
+
+
 def test_text_embeddings_are_token_states_and_captions_fit():
     tokenizer, model = train_prior.load_text_encoder()
     emb = train_prior.encode_texts(tokenizer, model, ["a red cube, front view", ""], 16)

@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from psd_engine.config import PromptConfig  # noqa: E402
-from psd_engine.models.camera_condition import camera_feature_dim, camera_features  # noqa: E402
+from psd_engine.models.camera_condition import camera_features, camera_map  # noqa: E402
 from psd_engine.prompts import view_prompt  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 from training.train_prior import encode_texts, load_text_encoder  # noqa: E402
@@ -55,12 +55,14 @@ def sample(
 ) -> torch.Tensor:
     """Images (B, 3, R, R) in [0, 1] for text embeddings cond (B, L, D) with CFG against uncond (1, L, D).
 
-    `cameras` (B, F): camera features for a camera-conditioned UNet (None there = unknown camera).
+    `cameras`: camera features (B, F) or camera maps (B, 3, R, R) for a camera-conditioned UNet
+    (None there = unknown camera).
     """
     res = unet.config.sample_size
     dim = unet.config.projection_class_embeddings_input_dim if unet.config.class_embed_type == "projection" else 0
-    if dim and cameras is None:
-        cameras = torch.zeros(cond.shape[0], dim)
+    map_channels = unet.config.in_channels - 3
+    if cameras is None and (dim or map_channels):
+        cameras = torch.zeros(cond.shape[0], dim) if dim else torch.zeros(cond.shape[0], map_channels, res, res)
     outs = []
     for start in range(0, cond.shape[0], batch):
         c = cond[start : start + batch]
@@ -69,8 +71,10 @@ def sample(
         scheduler.set_timesteps(steps)
         u = uncond.expand(n, -1, -1)
         labels = None if not dim else cameras[start : start + batch].repeat(2, 1)
+        maps = None if not map_channels else cameras[start : start + batch].repeat(2, 1, 1, 1)
         for t in scheduler.timesteps:
-            eps = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([u, c]), class_labels=labels).sample
+            x_in = torch.cat([x, x]) if maps is None else torch.cat([torch.cat([x, x]), maps], dim=1)
+            eps = unet(x_in, t, encoder_hidden_states=torch.cat([u, c]), class_labels=labels).sample
             eps_u, eps_c = eps.chunk(2)
             eps = eps_u + guidance_scale * (eps_c - eps_u)
             x = scheduler.step(eps, t, x).prev_sample
@@ -85,19 +89,20 @@ VIEW_CAMERAS: dict[str, tuple[float, float]] = {
 
 
 def view_cameras(prompts: list[str], meta: dict) -> torch.Tensor | None:
-    """Camera features of each prompt's view word (zeros = unknown without one); None for a text-only prior."""
+    """Camera features or maps of each prompt's view word (zeros = unknown without one); None if text only."""
     harmonics = tuple(meta.get("camera_harmonics") or ())
-    if not harmonics:
+    if not harmonics and not meta.get("camera_map"):
         return None
-    rows = []
-    for prompt in prompts:
-        view = next((v for v in VIEW_CAMERAS if prompt.endswith(f"{v} view")), None)
-        if view is None:
-            rows.append(torch.zeros(1, camera_feature_dim(harmonics)))
-        else:
-            el, az = VIEW_CAMERAS[view]
-            rows.append(camera_features(torch.tensor([el]), torch.tensor([az]), harmonics))
-    return torch.cat(rows)
+    views = [next((v for v in VIEW_CAMERAS if prompt.endswith(f"{v} view")), None) for prompt in prompts]
+    el = torch.tensor([VIEW_CAMERAS[v][0] if v else 0.0 for v in views])
+    az = torch.tensor([VIEW_CAMERAS[v][1] if v else 0.0 for v in views])
+    known = torch.tensor([v is not None for v in views], dtype=torch.float32)
+    if harmonics:
+        return camera_features(el, az, harmonics) * known[:, None]
+    spec = world.ShapeSpec("cube", "red")  # the world's default camera distance and field of view
+    n = len(prompts)
+    maps = camera_map(el, az, torch.full((n,), spec.distance), torch.full((n,), spec.fovy_deg), int(meta["resolution"]))
+    return maps * known[:, None, None, None]
 
 
 def prompts_for(pairs: str, views: list[str]) -> list[str]:

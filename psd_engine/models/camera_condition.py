@@ -15,6 +15,13 @@ engine's object has yaw 0). Harmonics above 1 let a small network see 90-degree 
 (a cube) directly. All zeros means "camera unknown" (the training drops it at a rate, as it
 drops the caption for classifier-free guidance). The UNet reads them through diffusers'
 `class_embed_type="projection"` input (`class_labels`).
+
+A camera *map* is the spatial form of the same information: per pixel, the point of its ray
+closest to the object's centre, in the object's frame (3 channels, about -1..1), fed to the
+UNet as extra input channels beside the noisy image. A cube's faces lie along the map's
+constant-x and constant-z lines from every camera, so a convolution can read the pose
+locally instead of through one global vector (ray maps are how multi-view priors such as
+CAT3D and SV3D take their cameras).
 """
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ import math
 from typing import Any, Sequence
 
 import torch
+
+CAMERA_MAP_CHANNELS = 3
 
 
 def camera_feature_dim(harmonics: Sequence[int]) -> int:
@@ -50,12 +59,23 @@ def camera_unet_config(harmonics: Sequence[int]) -> dict[str, Any]:
     return {"class_embed_type": "projection", "projection_class_embeddings_input_dim": camera_feature_dim(harmonics)}
 
 
-def mirror_features(features: torch.Tensor) -> torch.Tensor:
-    """Features of the horizontally mirrored image: the relative azimuth changes sign.
+def camera_map(
+    elevation_deg: torch.Tensor,
+    azimuth_deg: torch.Tensor,
+    distance: torch.Tensor,
+    fovy_deg: torch.Tensor,
+    resolution: int,
+) -> torch.Tensor:
+    """(B, 3, R, R) per pixel, the ray's point closest to the origin (object frame, yaw 0)."""
+    from psd_engine.scene.cameras import get_rays, make_cameras  # models need scene only here
 
-    Mirroring a picture of a mirror-symmetric object is the same picture taken from the
-    other side of its symmetry plane, i.e. at azimuth -az; sin terms flip, cos terms stay.
-    """
-    out = features.clone()
-    out[:, 2::2] = -out[:, 2::2]
-    return out
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32).reshape(-1).cpu()
+
+    el, az, dist, fovy = flat(elevation_deg), flat(azimuth_deg), flat(distance), flat(fovy_deg)
+    if not el.shape == az.shape == dist.shape == fovy.shape:
+        raise ValueError("camera_map: elevation, azimuth, distance and fovy need one value per camera each")
+    origins, dirs = get_rays(make_cameras(el, az, dist, fovy), int(resolution))
+    along = (origins * dirs).sum(-1, keepdim=True)
+    closest = origins - along * dirs
+    return closest.permute(0, 3, 1, 2).contiguous()

@@ -25,7 +25,9 @@ Folder format (a local folder; a hub id is read the same way except psd_prior.js
                          known_concepts (list of prompts a closed-world prior knows; used to
                          warn before a run on a prompt far from all of them), camera_harmonics
                          (a camera-conditioned UNet: class_embed_type "projection" fed the
-                         features of models/camera_condition.py with these azimuth harmonics).
+                         features of models/camera_condition.py with these azimuth harmonics),
+                         camera_map (true: in_channels 6, the noisy image then the camera map
+                         of models/camera_condition.py).
 
 Text embeddings: tokenizer(prompts, padding="max_length", truncation=True, max_length) ->
 encoder(input_ids, attention_mask).last_hidden_state, shape (B, max_length, hidden), float32
@@ -53,6 +55,7 @@ MANIFEST_KEYS = (
     "kind", "resolution", "text_encoder_package", "text_encoder_subfolder", "max_length", "description",
     "known_concepts",  # what a closed-world prior knows; read by psd_engine.knowledge for warnings
     "camera_harmonics",  # a camera-conditioned UNet's azimuth harmonics (models/camera_condition.py)
+    "camera_map",  # true: the UNet takes a camera map as 3 more input channels (models/camera_condition.py)
 )
 DEFAULT_PACKAGE_SUBFOLDER = "model"
 
@@ -170,4 +173,5 @@ def load_pixel_prior(cfg: PriorConfig, device: torch.device, model: str | None =
         device=device,
         source=name,
         camera_harmonics=tuple(manifest.get("camera_harmonics") or ()),
+        camera_map=bool(manifest.get("camera_map", False)),
     )

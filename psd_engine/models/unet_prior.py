@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import ConfigError, PriorConfig
 from .base import DiffusionPrior, freeze, model_output_to_epsilon
-from .camera_condition import camera_feature_dim
+from .camera_condition import CAMERA_MAP_CHANNELS, camera_feature_dim
 from .text import TextEncoder
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -55,10 +55,24 @@ def apply_gpu_options(cfg: PriorConfig, modules: list[nn.Module], unet: nn.Modul
     return True
 
 
-def check_camera_input(unet: nn.Module, camera_harmonics: tuple[int, ...], source: str) -> None:
-    """Raise ValueError unless the UNet's class-label input matches the camera harmonics."""
+def check_camera_input(unet: nn.Module, camera_harmonics: tuple[int, ...], source: str, camera_map: bool = False) -> None:
+    """Raise ValueError unless the UNet's class-label input and input channels match the camera inputs."""
     config = getattr(unet, "config", None)
     kind = getattr(config, "class_embed_type", None)
+    if camera_harmonics and camera_map:
+        raise ValueError(f"prior {source}: psd_prior.json gives both camera_harmonics and camera_map; a prior takes one")
+    inputs, outputs = getattr(config, "in_channels", None), getattr(config, "out_channels", None)
+    if isinstance(inputs, int) and isinstance(outputs, int):
+        image = inputs - CAMERA_MAP_CHANNELS if camera_map else inputs
+        # Learned-variance UNets (DeepFloyd IF) output twice the image's channels.
+        if image not in (outputs, outputs // 2):
+            if camera_map:
+                problem = "psd_prior.json says camera_map, which needs 3 input channels more than the image has"
+            elif inputs - outputs == CAMERA_MAP_CHANNELS:
+                problem = 'it takes 3 more, as a camera-map prior does: set "camera_map": true in psd_prior.json'
+            else:
+                problem = "this loader feeds it the noisy image alone"
+            raise ValueError(f"prior {source}: the UNet takes {inputs} input channels and outputs {outputs}; {problem}")
     if not camera_harmonics:
         if kind == "projection":
             raise ValueError(
@@ -87,10 +101,12 @@ class UNetPrior(DiffusionPrior):
         device: torch.device,
         source: str,
         camera_harmonics: tuple[int, ...] = (),
+        camera_map: bool = False,
     ) -> None:
         super().__init__()
-        check_camera_input(unet, camera_harmonics, source)
+        check_camera_input(unet, camera_harmonics, source, camera_map)
         self.camera_harmonics = tuple(int(k) for k in camera_harmonics)
+        self.camera_map = bool(camera_map)
         self.unet = freeze(unet)
         self.text_encoder = text_encoder
         self.resolution = int(resolution)
@@ -125,8 +141,9 @@ class UNetPrior(DiffusionPrior):
         extra = {}
         if self.camera_harmonics:
             extra["class_labels"] = self._camera_labels(camera, batch).to(self.execution_device, dtype)
+        z_in = torch.cat([z_t, self._camera_map_input(camera, z_t)], dim=1) if self.camera_map else z_t
         out = self.unet(
-            z_t.to(dtype), t, encoder_hidden_states=text_emb.to(self.execution_device, dtype), **extra
+            z_in.to(dtype), t, encoder_hidden_states=text_emb.to(self.execution_device, dtype), **extra
         ).sample.float()
         channels = z_t.shape[1]
         if out.shape[1] == 2 * channels:
@@ -144,4 +161,18 @@ class UNetPrior(DiffusionPrior):
             camera = camera.expand(batch, -1)
         if tuple(camera.shape) != (batch, dim):
             raise ValueError(f"camera features must be ({batch}, {dim}) for this prior; got {tuple(camera.shape)}")
+        return camera
+
+    def _camera_map_input(self, camera: torch.Tensor | None, z_t: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) camera map beside z_t; zeros ("camera unknown") when none is given."""
+        b, _, h, w = z_t.shape
+        if camera is None:
+            return torch.zeros(b, CAMERA_MAP_CHANNELS, h, w, device=z_t.device, dtype=z_t.dtype)
+        camera = torch.as_tensor(camera).to(z_t.device, z_t.dtype)
+        if camera.dim() == 4 and camera.shape[0] == 1 and b > 1:
+            camera = camera.expand(b, -1, -1, -1)
+        if tuple(camera.shape) != (b, CAMERA_MAP_CHANNELS, h, w):
+            raise ValueError(
+                f"camera map must be ({b}, {CAMERA_MAP_CHANNELS}, {h}, {w}) for this prior; got {tuple(camera.shape)}"
+            )
         return camera

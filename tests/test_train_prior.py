@@ -145,6 +145,22 @@ def test_training_target_matches_the_scheduler(prediction_type):
     torch.testing.assert_close(target, expected)
 
 
+def test_image_sampler_is_uniform_by_default_and_oversamples_a_shape_when_asked():
+    pairs = [("cube", "red"), ("sphere", "red"), ("cone", "blue")]
+    pair_idx = np.arange(3000) % 3  # a third of the images are cubes
+    cfg = train_prior.PriorTrainConfig(batch_size=5)
+    draws = train_prior.image_sampler(cfg, pairs, pair_idx, np.random.default_rng(4))
+    # Uniform: the very draws the shipped prior was trained with.
+    assert (draws() == np.random.default_rng(4).integers(0, 3000, size=5)).all()
+    cfg = train_prior.PriorTrainConfig(batch_size=20000, oversample_shape="cube", oversample_factor=3.0)
+    idx = train_prior.image_sampler(cfg, pairs, pair_idx, np.random.default_rng(0))()
+    share = float((pair_idx[idx] == 0).mean())
+    assert share == pytest.approx(3 / (3 + 2), abs=0.015)  # 3 x 1/3 against 2/3
+    with pytest.raises(SystemExit, match=r"oversample_shape must be one of \['cone', 'cube', 'sphere'\]"):
+        train_prior.image_sampler(train_prior.PriorTrainConfig(oversample_shape="box", oversample_factor=2.0),
+                                  pairs, pair_idx, np.random.default_rng(0))
+
+
 def test_min_snr_weights():
     ab = train_prior.build_scheduler(train_prior.PriorTrainConfig()).alphas_cumprod
     t = torch.tensor([5, 500, 990])

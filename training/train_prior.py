@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -87,6 +88,10 @@ class PriorTrainConfig:
     camera_map: bool = False
     camera_dropout: float = 0.1  # rate of "camera unknown" (all-zero features and map)
     dataset_size: int = 20000  # images rendered once and kept in memory (uint8)
+    # Draw this shape's images this many times as often into batches (1 = uniform). Only cubes
+    # look different from different azimuths, so they carry the camera map's training signal.
+    oversample_shape: str = ""
+    oversample_factor: float = 1.0
     hflip: bool = True  # mirror images: every shape is mirror-symmetric, views keep their names
     data_seed: int = 0
     seed: int = 0
@@ -289,6 +294,22 @@ def batch_cameras(
     return features, maps
 
 
+def image_sampler(
+    cfg: PriorTrainConfig, pairs: list[tuple[str, str]], pair_idx: np.ndarray, rng: np.random.Generator
+) -> Callable[[], np.ndarray]:
+    """Draws a batch's image indices: uniform, or cfg.oversample_shape's images cfg.oversample_factor x as often."""
+    if not cfg.oversample_shape or cfg.oversample_factor == 1.0:
+        return lambda: rng.integers(0, len(pair_idx), size=cfg.batch_size)  # the shipped prior's draws
+    shapes = {shape for shape, _ in pairs}
+    if cfg.oversample_shape not in shapes or cfg.oversample_factor <= 0:
+        raise SystemExit(f"oversample_shape must be one of {sorted(shapes)} and oversample_factor > 0; "
+                         f"got {cfg.oversample_shape!r} and {cfg.oversample_factor}")
+    is_shape = np.array([pairs[i][0] == cfg.oversample_shape for i in pair_idx])
+    weights = np.where(is_shape, cfg.oversample_factor, 1.0)
+    p = weights / weights.sum()
+    return lambda: rng.choice(len(pair_idx), size=cfg.batch_size, p=p)
+
+
 def learning_rate(cfg: PriorTrainConfig, step: int, progress: float) -> float:
     """Linear warm-up, then cosine decay over the run's progress (steps or time, whichever is further)."""
     if step < cfg.warmup_steps:
@@ -393,8 +414,9 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
             "held_out_pairs": [list(p) for p in world.held_out_pairs()],
             "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
         }
+    draw = image_sampler(cfg, pairs, pair_idx, rng)
     while step < cfg.steps and (time.time() - t_loop) < budget:
-        idx = rng.integers(0, len(images), size=cfg.batch_size)
+        idx = draw()
         x0 = images[idx].float() / 127.5 - 1.0
         flip = torch.from_numpy(rng.random(cfg.batch_size) < 0.5)
         flip &= cfg.hflip

@@ -84,6 +84,10 @@ class GuidanceConfig:
     t_anneal_start: float = 0.0  # ... between these fractions of the run
     t_anneal_end: float = 1.0
     grad_clip: float = 0.0  # clip |grad| per element (0 = off)
+    # Camera-conditioned priors only: true = the negative (unconditional) half gets "camera
+    # unknown", so CFG amplifies the camera along with the prompt (as Zero-1-to-3 guides on its
+    # camera); false = both halves see the camera and CFG contrasts the prompt alone.
+    camera_cfg: bool = False
     # reward-grad baseline
     reward_grad_scale: float = 1.0  # lambda_r
     # PSD

@@ -54,9 +54,9 @@ def _setup(method: str, **overrides):
     return cfg, prior, build_guidance(cfg, prior, RednessReward(), neg)
 
 
-def _expected_cfg_noise(prior, z_t, t, cond, neg, scale, camera=None):
+def _expected_cfg_noise(prior, z_t, t, cond, neg, scale, camera=None, neg_camera=None):
     e_c = prior.predict_noise(z_t, t, cond, camera=camera)
-    e_n = prior.predict_noise(z_t, t, neg.expand_as(cond), camera=camera)
+    e_n = prior.predict_noise(z_t, t, neg.expand_as(cond), camera=neg_camera)
     return e_n + scale * (e_c - e_n)
 
 
@@ -85,10 +85,13 @@ def test_sds_gradient_is_weighted_residual():
     assert out["grad_norm"] == pytest.approx(float(expected.norm()), rel=1e-4)
 
 
+@pytest.mark.parametrize("camera_cfg", [False, True])
 @pytest.mark.parametrize("method", ["sds", "psd-fixed-neg"])
-def test_camera_features_reach_both_halves_of_every_prior_call(method):
-    """A camera-conditioned prior gets each render's camera, in the conditional and the negative call."""
-    cfg, prior, guidance = _setup(method, t_min=0.5, t_max=0.5 + 1e-3, preference_scale=0.0, num_samples=2)
+def test_camera_features_reach_both_halves_of_every_prior_call(method, camera_cfg):
+    """A camera-conditioned prior gets each render's camera in the conditional call, and in the negative
+    call too unless guidance.camera_cfg, which gives the negative half "camera unknown" (zeros)."""
+    cfg, prior, guidance = _setup(method, t_min=0.5, t_max=0.5 + 1e-3, preference_scale=0.0, num_samples=2,
+                                  camera_cfg=camera_cfg)
     images = torch.rand(2, 3, 8, 8, requires_grad=True)
     cond = prior.encode_text(["a red cube", "a red cube, side view"])
     camera = torch.tensor([[1.0, 0.5], [-2.0, 0.0]])
@@ -102,7 +105,9 @@ def test_camera_features_reach_both_halves_of_every_prior_call(method):
     candidates = []
     for j in range(k):
         z_t = guidance.add_noise(images.detach(), eps[j], t)
-        candidates.append(w * (_expected_cfg_noise(prior, z_t, t, cond, neg, cfg.guidance_scale, camera) - eps[j]))
+        neg_camera = torch.zeros_like(camera) if camera_cfg else camera
+        e = _expected_cfg_noise(prior, z_t, t, cond, neg, cfg.guidance_scale, camera, neg_camera)
+        candidates.append(w * (e - eps[j]))
     # sds: the one residual; psd with preference_scale 0: the winner's residual, per render.
     grad = images.grad * 2  # the surrogate loss divides by the batch
     for b in range(2):
@@ -110,6 +115,9 @@ def test_camera_features_reach_both_halves_of_every_prior_call(method):
         z_t = guidance.add_noise(images.detach(), eps[0], t)
         without = w * (_expected_cfg_noise(prior, z_t, t, cond, neg, cfg.guidance_scale) - eps[0])
         assert not torch.allclose(grad[b], without[b], rtol=1e-3, atol=1e-4)
+        other = w * (_expected_cfg_noise(prior, z_t, t, cond, neg, cfg.guidance_scale, camera,
+                                         camera if camera_cfg else torch.zeros_like(camera)) - eps[0])
+        assert not torch.allclose(grad[b], other[b], rtol=1e-3, atol=1e-4)
 
 
 def test_uniform_weighting_and_clip():

@@ -161,6 +161,21 @@ def test_image_sampler_is_uniform_by_default_and_oversamples_a_shape_when_asked(
                                   pairs, pair_idx, np.random.default_rng(0))
 
 
+def test_overhead_prob_sets_the_share_of_overhead_cameras_and_defaults_to_the_world():
+    import dataclasses
+
+    from psd_engine.shapes import world
+
+    cfg = train_prior.PriorTrainConfig(dataset_size=4000)
+    default = train_prior.dataset_specs(cfg, world.train_pairs())
+    assert default == world.sample_specs(4000, np.random.default_rng(cfg.data_seed), pairs=world.train_pairs())
+    more = train_prior.dataset_specs(dataclasses.replace(cfg, overhead_prob=0.3), world.train_pairs())
+    lo, hi = world.WorldConfig().overhead_range
+    share = np.mean([lo <= s.elevation_deg <= hi for s in more])
+    assert share == pytest.approx(0.3, abs=0.03)
+    assert np.mean([lo <= s.elevation_deg <= hi for s in default]) == pytest.approx(0.1, abs=0.02)
+
+
 def test_min_snr_weights():
     ab = train_prior.build_scheduler(train_prior.PriorTrainConfig()).alphas_cumprod
     t = torch.tensor([5, 500, 990])

@@ -88,6 +88,9 @@ class PriorTrainConfig:
     camera_map: bool = False
     camera_dropout: float = 0.1  # rate of "camera unknown" (all-zero features and map)
     dataset_size: int = 20000  # images rendered once and kept in memory (uint8)
+    # Share of the dataset's cameras in the world's overhead band (the world's own default, 0.1, when
+    # left at -1); the only images that show a cube's square top.
+    overhead_prob: float = -1.0
     # Draw this shape's images this many times as often into batches (1 = uniform). Only cubes
     # look different from different azimuths, so they carry the camera map's training signal.
     oversample_shape: str = ""
@@ -234,7 +237,10 @@ class Dataset:
 
 def dataset_specs(cfg: PriorTrainConfig, pairs: list[tuple[str, str]]) -> list[world.ShapeSpec]:
     """The dataset's objects and cameras, deterministic by cfg.data_seed (cheap: no rendering)."""
-    return world.sample_specs(cfg.dataset_size, np.random.default_rng(cfg.data_seed), pairs=pairs)
+    world_cfg = world.WorldConfig()
+    if cfg.overhead_prob >= 0:
+        world_cfg = dataclasses.replace(world_cfg, overhead_prob=cfg.overhead_prob)
+    return world.sample_specs(cfg.dataset_size, np.random.default_rng(cfg.data_seed), pairs=pairs, cfg=world_cfg)
 
 
 def spec_cameras(specs: list[world.ShapeSpec]) -> torch.Tensor:

@@ -95,18 +95,24 @@ class ScoreDistillation:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """CFG noise e = e_n + s (e_c - e_n) from one batched UNet call; returns (e, e_c, e_n).
 
-        Both halves see the same camera features (`camera`, None for a text-only prior): the
-        camera is not part of the prompt that guidance contrasts.
+        The conditional half sees the camera (`camera`, None for a text-only prior); the
+        negative half sees it too unless guidance.camera_cfg (see negative_camera).
         """
         b = z_t.shape[0]
         neg = negative.expand(b, -1, -1) if negative.shape[0] == 1 else negative
-        cameras = None if camera is None else torch.cat([camera, camera])
+        cameras = None if camera is None else torch.cat([camera, self.negative_camera(camera)])
         with self.timer.section("unet"):
             out = self.prior.predict_noise(
                 torch.cat([z_t, z_t]), torch.cat([t, t]), torch.cat([cond, neg.to(cond.dtype)]), camera=cameras
             )
         e_c, e_n = out.float().chunk(2)
         return e_n + self.cfg.guidance_scale * (e_c - e_n), e_c, e_n
+
+    def negative_camera(self, camera: torch.Tensor | None) -> torch.Tensor | None:
+        """The camera input of the negative half: the same, or zeros ("unknown") with guidance.camera_cfg."""
+        if camera is None or not self.cfg.camera_cfg:
+            return camera
+        return torch.zeros_like(camera)
 
     def finish_grad(self, grad: torch.Tensor) -> torch.Tensor:
         """Replace NaN/Inf by 0 and clip element-wise if configured."""

@@ -60,7 +60,8 @@ class PSDGuidance(ScoreDistillation):
         """R(x0(z_t; e(n)), prompt) differentiable with respect to n only (theta is detached)."""
         b = z_t.shape[0]
         with self.timer.section("unet"):
-            e_n = self.prior.predict_noise(z_t, t, self.n.expand(b, -1, -1).to(e_c.dtype), camera=camera).float()
+            n = self.n.expand(b, -1, -1).to(e_c.dtype)
+            e_n = self.prior.predict_noise(z_t, t, n, camera=self.negative_camera(camera)).float()
         e = e_n + self.cfg.guidance_scale * (e_c - e_n)
         with self.timer.section("encode"):
             x0 = self.prior.decode(self.predict_x0(z_t, e, t))

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,10 +28,16 @@ from psd_engine.scene import Field  # noqa: E402
 from psd_engine.shapes.judge import load_judge  # noqa: E402
 
 
-def optimise(prompt: str, seed: int, preset: str, overrides: list[str], out_dir: Path) -> Run:
-    """The preset's full run of `prompt` (as `generate --method psd` makes it), returned open."""
+def optimise(prompt: str, seed: int, preset: str, overrides: list[str], out_dir: Path,
+             start: Callable[[Run], None] | None = None) -> Run:
+    """The preset's full run of `prompt` (as `generate --method psd` makes it), returned open.
+
+    `start`, if given, changes the new run (e.g. its field's starting shape) before the first step.
+    """
     cfg = resolve_config(preset, ["guidance.method=psd", *overrides], prompt=prompt, seed=seed, out_dir=str(out_dir))
     run = Run(cfg)
+    if start is not None:
+        start(run)
     for step in range(cfg.steps):
         run.step(step)
     return run

@@ -1,6 +1,6 @@
 """The benchmark scripts: compare_methods (grid parsing, hacking gap, CIs, small real runs on tiny-random),
-offline_demo (reading back the views and the GLB a run exported), export_threshold, first_preview and
-guidance_colour."""
+offline_demo (reading back the views and the GLB a run exported), export_threshold, first_preview,
+guidance_colour and shape_basin."""
 from __future__ import annotations
 
 import json
@@ -183,3 +183,41 @@ def test_camera_sensitivity_reports_camera_rows_only_for_a_camera_conditioned_pr
     assert set(cam_map[0]) == set(cam[0]) and all(math.isfinite(v) and v > 0 for v in cam_map[0].values())
     text_only = camera_sensitivity.sensitivity(str(build_tiny_pixel(tmp_path / "text")), [300, 700])
     assert [set(r) for r in text_only] == [{"t", "view word -> side", "colour word red -> blue"}] * 2
+
+
+def test_shape_basin_starts_the_field_as_the_world_shape(tmp_path):
+    from benchmarks import shape_basin
+    from psd_engine.engine import Run
+    from psd_engine.export import extract_mesh
+
+    cfg = resolve_config("shapes", prompt="a red cube", out_dir=str(tmp_path / "run"))
+    run = Run(cfg)
+    corners = {}
+    for shape in ("cube", "cylinder"):
+        shape_basin.start_as_shape(run.field, shape, 1.0, 6.0)
+        mesh = extract_mesh(run.field, cfg.export)
+        # Unit cube half-side 0.45, cylinder radius 0.45 and half-height 0.5 (world.py), meshed on a 48^3 grid.
+        assert np.abs(mesh.vertices).max(axis=0) == pytest.approx([0.45, 0.45, 0.45] if shape == "cube"
+                                                                  else [0.45, 0.5, 0.45], abs=0.04)
+        corners[shape] = float(np.linalg.norm(mesh.vertices[:, [0, 2]], axis=1).max())
+        assert float(torch.sigmoid(run.field.color_grid.detach()).std()) == 0.0  # grey everywhere
+    assert corners["cube"] == pytest.approx(0.45 * math.sqrt(2), abs=0.04)  # square top: corners
+    assert corners["cylinder"] == pytest.approx(0.45, abs=0.04)  # round top
+    with pytest.raises(ValueError, match="unknown start shape 'box'; use blob or one of cube, sphere"):
+        shape_basin.start_as_shape(run.field, "box", 1.0, 6.0)
+    run.close()
+
+
+def test_shape_basin_writes_a_table_row_per_prompt_and_a_column_per_start(tmp_path):
+    from benchmarks import shape_basin
+
+    assert shape_basin.main(["--prompts", "a red cube", "--starts", "blob", "cube", "--preset", "tiny-random",
+                             "--size", "1.0", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "shape_basin.md").read_text()
+    assert "| prompt | start: blob | start: cube |" in report
+    row = next(line for line in report.splitlines() if line.startswith("| a red cube |"))
+    cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+    assert len(cells) == 2 and all(c.count("/") == 1 and c.replace(" / ", "").isdigit() for c in cells)
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "shape_basin.png").shape[:2] == (64, 64 * 4 * 2)  # views_resolution 64

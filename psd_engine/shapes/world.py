@@ -219,7 +219,7 @@ MAX_STEPS = 96
 HIT_EPS = 1e-3
 
 
-def _sdf_unit(shape: str, p: torch.Tensor) -> torch.Tensor:
+def sdf_unit(shape: str, p: torch.Tensor) -> torch.Tensor:
     """Signed distance of points p (M, 3) to the unit shape (formulas after I. Quilez)."""
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
     if shape == "cube":
@@ -314,7 +314,7 @@ def _trace_group(shape: str, specs: list[ShapeSpec], resolution: int) -> tuple[t
         if active.numel() == 0:
             break
         p = o[active] + t[active, None] * d[active]
-        dist = _sdf_unit(shape, p)
+        dist = sdf_unit(shape, p)
         t[active] += dist
         done_hit = dist < HIT_EPS
         hit[active[done_hit]] = True
@@ -324,7 +324,7 @@ def _trace_group(shape: str, specs: list[ShapeSpec], resolution: int) -> tuple[t
     eps = 1e-3
     offsets = torch.eye(3) * eps
     grad = torch.stack(
-        [_sdf_unit(shape, p + offsets[i]) - _sdf_unit(shape, p - offsets[i]) for i in range(3)], dim=1
+        [sdf_unit(shape, p + offsets[i]) - sdf_unit(shape, p - offsets[i]) for i in range(3)], dim=1
     )
     normal_obj = grad / grad.norm(dim=1, keepdim=True).clamp(min=1e-8)
     normal = torch.einsum("nij,nrj->nri", rot, normal_obj.reshape(n, rays, 3))

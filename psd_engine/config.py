@@ -86,7 +86,8 @@ class GuidanceConfig:
     grad_clip: float = 0.0  # clip |grad| per element (0 = off)
     # Camera-conditioned priors only: true = the negative (unconditional) half gets "camera
     # unknown", so CFG amplifies the camera along with the prompt (as Zero-1-to-3 guides on its
-    # camera); false = both halves see the camera and CFG contrasts the prompt alone.
+    # camera); false = both halves see the camera and CFG contrasts the prompt alone. With the
+    # camera-map prior tried so far it left the cube's round top as it was (training/README.md).
     camera_cfg: bool = False
     # reward-grad baseline
     reward_grad_scale: float = 1.0  # lambda_r

@@ -21,7 +21,8 @@ closest to the object's centre, in the object's frame (3 channels, about -1..1),
 UNet as extra input channels beside the noisy image. A cube's faces lie along the map's
 constant-x and constant-z lines from every camera, so a convolution can read the pose
 locally instead of through one global vector (ray maps are how multi-view priors such as
-CAT3D and SV3D take their cameras).
+CAT3D and SV3D take their cameras). The map priors trained so far read it no more than the
+features, and did not square the cube either.
 """
 from __future__ import annotations
 

@@ -102,6 +102,11 @@ class GuidanceConfig:
     neg_update_start: int = 0  # first step at which n is adapted
 
 
+DENSITY_ACTIVATIONS = ("softplus", "exp", "relu")
+# trilinear lookup kernels of the grid field (scene/field.py)
+SAMPLERS = ("auto", "grid_sample_3d", "atlas_2d")
+
+
 @dataclass
 class FieldConfig:
     """The 3D field: density and colour on a dense voxel grid."""
@@ -113,6 +118,10 @@ class FieldConfig:
     density_scale: float = 1.0
     blob_density: float = 5.0  # density-blob initialisation (DreamFusion/Magic3D)
     blob_radius: float = 0.5
+    # The blob's distance is this p-norm of the position: 2 = a ball, larger = a box with rounder
+    # edges the lower it is (0 = the max-norm, a box). A box did not square the shapes preset's
+    # cube (docs/results/shape_basin.md).
+    blob_norm: float = 2.0
     init_density: float = -4.0  # raw density bias far from the blob (-4: softplus 0.02, no initial haze)
     init_color: float = 0.0  # raw colour logit at init (0 = grey)
     color_noise: float = 0.0  # std of random colour logits at init
@@ -400,6 +409,23 @@ def check_camera(cfg: CameraConfig) -> None:
     _check_range("overhead_range", cfg.overhead_range, low=-90.0, high=90.0)
 
 
+def check_field(cfg: FieldConfig) -> None:
+    """Raise ConfigError naming the FieldConfig value that cannot build a grid field."""
+    if cfg.resolution < 4:
+        raise ConfigError(f"field.resolution must be >= 4; got {cfg.resolution}")
+    if cfg.bound <= 0:
+        raise ConfigError(f"field.bound must be > 0; got {cfg.bound}")
+    if cfg.density_activation not in DENSITY_ACTIVATIONS:
+        choices = ", ".join(DENSITY_ACTIVATIONS)
+        raise ConfigError(f"field.density_activation must be one of {choices}; got '{cfg.density_activation}'")
+    if cfg.sampler not in SAMPLERS:
+        raise ConfigError(f"field.sampler must be one of {', '.join(SAMPLERS)}; got '{cfg.sampler}'")
+    if cfg.blob_density != 0 and cfg.blob_radius <= 0:
+        raise ConfigError(f"field.blob_radius must be > 0 when field.blob_density is set; got {cfg.blob_radius}")
+    if cfg.blob_norm != 0 and cfg.blob_norm < 1:
+        raise ConfigError(f"field.blob_norm must be >= 1 (a p-norm) or 0 (the max-norm, a box); got {cfg.blob_norm}")
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Check ranges and choices; raise ConfigError naming the field and the allowed values."""
     g = cfg.guidance
@@ -420,7 +446,6 @@ def validate_config(cfg: RunConfig) -> None:
          "render.shading must be albedo, lambertian, textureless or random"),
         (8 <= cfg.render.resolution <= 1024, "render.resolution must be in [8, 1024]"),
         (cfg.render.samples_per_ray >= 4, "render.samples_per_ray must be >= 4"),
-        (cfg.field.resolution >= 4, "field.resolution must be >= 4"),
         (cfg.optim.sharpen_resolution == 0 or 8 <= cfg.optim.sharpen_resolution <= 1024,
          "optim.sharpen_resolution must be 0 (off) or in [8, 1024]"),
         (cfg.optim.sharpen_every >= 1, "optim.sharpen_every must be >= 1"),
@@ -435,6 +460,7 @@ def validate_config(cfg: RunConfig) -> None:
         if not ok:
             raise ConfigError(message)
     check_camera(cfg.camera)
+    check_field(cfg.field)
     if g.method != "sds" and cfg.reward.kind == "none":
         raise ConfigError(f"method '{g.method}' needs a reward model; set reward.kind or use method 'sds'")
 

@@ -167,6 +167,8 @@ def test_bad_sharpen_settings_are_refused_with_the_field_named():
         resolve_config("tiny-random", ["optim.sharpen_resolution=4"])
     with pytest.raises(ConfigError, match="optim.sharpen_every must be >= 1"):
         resolve_config("tiny-random", ["optim.sharpen_every=0"])
+    with pytest.raises(ConfigError, match="field.blob_norm must be >= 1"):  # before any model loads
+        resolve_config("tiny-random", ["field.blob_norm=0.5"])
 
 
 @pytest.mark.parametrize("camera_input", ["features", "map"])

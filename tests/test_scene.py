@@ -312,6 +312,21 @@ def test_grid_field_blob_init_and_activations():
         assert other.density(points[:1]).item() == pytest.approx(2.0 * expected, rel=1e-4)
 
 
+def test_blob_norm_makes_the_starting_blob_a_ball_or_a_box():
+    def raw(norm: float, point: tuple[int, int, int]) -> float:
+        cfg = FieldConfig(resolution=9, init_density=-1.0, blob_density=5.0, blob_radius=1.0, blob_norm=norm)
+        return GridField(cfg).density_grid[0, 0][point].item()
+
+    # Voxel (6, 6, 6) sits at (0.5, 0.5, 0.5), voxel (4, 4, 6) at (0.5, 0, 0): same distance for a box.
+    assert raw(0, (6, 6, 6)) == pytest.approx(raw(0, (4, 4, 6))) == pytest.approx(-1.0 + 5.0 * 0.5)
+    assert raw(2, (6, 6, 6)) == pytest.approx(-1.0 + 5.0 * (1 - math.sqrt(0.75)))  # the ball's Euclidean distance
+    assert raw(2, (6, 6, 6)) < raw(4, (6, 6, 6)) < raw(0, (6, 6, 6))  # p = 4 lies between: a rounded box
+    ball = GridField(FieldConfig(resolution=9, blob_density=5.0)).density_grid
+    assert torch.equal(ball, GridField(FieldConfig(resolution=9, blob_density=5.0, blob_norm=2.0)).density_grid)
+    with pytest.raises(ConfigError, match=r"field.blob_norm must be >= 1 \(a p-norm\) or 0 \(the max-norm, a box\); got 0.5"):
+        GridField(FieldConfig(blob_norm=0.5))
+
+
 def test_grid_field_normals_point_outward():
     field = grid_ball(0.5, resolution=32)
     gen = torch.Generator().manual_seed(0)

@@ -9,12 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from psd_engine.config import ConfigError, FieldConfig, OptimConfig
+from psd_engine.config import DENSITY_ACTIVATIONS, SAMPLERS, ConfigError, FieldConfig, OptimConfig, check_field
 from psd_engine.scene.registry import register_field
 from psd_engine.scene.rng import normal
 
-DENSITY_ACTIVATIONS = ("softplus", "exp", "relu")
-SAMPLERS = ("auto", "grid_sample_3d", "atlas_2d")
 # exp(15) times any step length already makes a sample opaque; the clamp only stops overflow to inf.
 _EXP_RAW_MAX = 15.0
 
@@ -116,19 +114,13 @@ def outward_unit(grad: Tensor, eps: float) -> Tensor:
     return grad * -inv_norm
 
 
-def check_field_config(cfg: FieldConfig) -> None:
-    """Raise ConfigError naming the FieldConfig value that cannot build a grid field."""
-    if cfg.resolution < 4:
-        raise ConfigError(f"field.resolution must be >= 4; got {cfg.resolution}")
-    if cfg.bound <= 0:
-        raise ConfigError(f"field.bound must be > 0; got {cfg.bound}")
-    if cfg.density_activation not in DENSITY_ACTIVATIONS:
-        choices = ", ".join(DENSITY_ACTIVATIONS)
-        raise ConfigError(f"field.density_activation must be one of {choices}; got '{cfg.density_activation}'")
-    if cfg.sampler not in SAMPLERS:
-        raise ConfigError(f"field.sampler must be one of {', '.join(SAMPLERS)}; got '{cfg.sampler}'")
-    if cfg.blob_density != 0 and cfg.blob_radius <= 0:
-        raise ConfigError(f"field.blob_radius must be > 0 when field.blob_density is set; got {cfg.blob_radius}")
+def blob_distance(points: Tensor, norm: float) -> Tensor:
+    """The p-norm of each point (..., 3): 2 = Euclidean (a ball's distance), 0 = the max-norm (a box's)."""
+    if norm == 2:
+        return points.norm(dim=-1)
+    if norm == 0:
+        return points.abs().amax(dim=-1)
+    return torch.linalg.vector_norm(points, ord=norm, dim=-1)
 
 
 @register_field("grid")
@@ -136,12 +128,12 @@ class GridField(Field):
     """Dense voxel grid of raw density (1 channel) and raw colour (3 channels), trilinearly interpolated."""
 
     def __init__(self, cfg: FieldConfig, generator: torch.Generator | None = None) -> None:
-        check_field_config(cfg)
+        check_field(cfg)
         super().__init__(cfg.bound, fd_step=2 * cfg.bound / (cfg.resolution - 1), normal_eps=cfg.normal_eps)
         self.cfg = cfg
         res = cfg.resolution
         centres = self.voxel_centres(res, cfg.bound)
-        radius = centres.norm(dim=-1)
+        radius = blob_distance(centres, cfg.blob_norm)
         # Density blob (DreamFusion / Magic3D): a dense ball at the centre gives the first steps a shape to
         # carve; init_density is the raw value everywhere outside it.
         blob = (1 - radius / cfg.blob_radius).clamp(min=0) if cfg.blob_density != 0 else torch.zeros_like(radius)

@@ -159,6 +159,11 @@ def test_image_sampler_is_uniform_by_default_and_oversamples_a_shape_when_asked(
     with pytest.raises(SystemExit, match=r"oversample_shape must be one of \['cone', 'cube', 'sphere'\]"):
         train_prior.image_sampler(train_prior.PriorTrainConfig(oversample_shape="box", oversample_factor=2.0),
                                   pairs, pair_idx, np.random.default_rng(0))
+    # The command line says so before any data is rendered.
+    with pytest.raises(SystemExit, match=r"oversample_shape must be one of \['cone', 'cube', 'cylinder', 'sphere', "
+                                         r"'torus'\] and oversample_factor > 0; got 'cube' and 0.0"):
+        train_prior.config_from_args(train_prior.parse_args(["--set", "oversample_shape=cube",
+                                                             "--set", "oversample_factor=0"]))
 
 
 def test_overhead_prob_sets_the_share_of_overhead_cameras_and_defaults_to_the_world():

@@ -301,16 +301,20 @@ def batch_cameras(
     return features, maps
 
 
+def check_oversample(cfg: PriorTrainConfig, shapes: list[str]) -> None:
+    """Exit with a message unless cfg.oversample_shape is '' or one of `shapes` and the factor is > 0."""
+    if (cfg.oversample_shape and cfg.oversample_shape not in shapes) or cfg.oversample_factor <= 0:
+        raise SystemExit(f"oversample_shape must be one of {shapes} and oversample_factor > 0; "
+                         f"got {cfg.oversample_shape!r} and {cfg.oversample_factor}")
+
+
 def image_sampler(
     cfg: PriorTrainConfig, pairs: list[tuple[str, str]], pair_idx: np.ndarray, rng: np.random.Generator
 ) -> Callable[[], np.ndarray]:
     """Draws a batch's image indices: uniform, or cfg.oversample_shape's images cfg.oversample_factor x as often."""
+    check_oversample(cfg, sorted({shape for shape, _ in pairs}))
     if not cfg.oversample_shape or cfg.oversample_factor == 1.0:
         return lambda: rng.integers(0, len(pair_idx), size=cfg.batch_size)  # the shipped prior's draws
-    shapes = {shape for shape, _ in pairs}
-    if cfg.oversample_shape not in shapes or cfg.oversample_factor <= 0:
-        raise SystemExit(f"oversample_shape must be one of {sorted(shapes)} and oversample_factor > 0; "
-                         f"got {cfg.oversample_shape!r} and {cfg.oversample_factor}")
     is_shape = np.array([pairs[i][0] == cfg.oversample_shape for i in pair_idx])
     weights = np.where(is_shape, cfg.oversample_factor, 1.0)
     p = weights / weights.sum()
@@ -502,6 +506,7 @@ def config_from_args(args: argparse.Namespace) -> PriorTrainConfig:
         raise SystemExit("--batch-size and --steps must be >= 1 and --minutes > 0")
     if cfg.camera_harmonics and cfg.camera_map:
         raise SystemExit("set camera_harmonics or camera_map, not both: the engine gives a prior one camera input")
+    check_oversample(cfg, sorted({shape for shape, _ in world.train_pairs()}))
     return cfg
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.report import reproduce_command, write_report  # noqa: E402
 from psd_engine.config import METHODS, resolve_config  # noqa: E402
 from psd_engine.engine import Run  # noqa: E402
 from psd_engine.evaluation import EvalConfig, render_views, score_views  # noqa: E402
@@ -287,13 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         text = table(rows)
         name = args.name or ("quick" if args.quick else "compare")
         plot_curves(rows, out / f"{name}_reward_curves.png")
-    command = "python benchmarks/compare_methods.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    report = (f"# {name}\n\nReproduce: `{command}`\n\npreset `{args.preset}`, {steps} steps (equal-steps), "
-              f"{len(prompts)} prompts x {len(seeds)} seeds, views: {ev.views} at {ev.resolution} px. "
-              f"Total {time.perf_counter() - started:.0f} s, {args.jobs} job(s) x {threads} thread(s).\n\n{text}\n")
-    (out / f"{name}.md").write_text(report)
+    body = (f"preset `{args.preset}`, {steps} steps (equal-steps), "
+            f"{len(prompts)} prompts x {len(seeds)} seeds, views: {ev.views} at {ev.resolution} px. "
+            f"Total {time.perf_counter() - started:.0f} s, {args.jobs} job(s) x {threads} thread(s).\n\n{text}\n")
     (out / f"{name}_rows.json").write_text(json.dumps(rows, indent=1))
-    print(report)
+    write_report(out, name, name, reproduce_command("compare_methods.py", argv), body)
     return 0
 
 

@@ -10,7 +10,6 @@ counts the views that show the prompted shape and colour. Writes <out>/<name>.md
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import tempfile
 from dataclasses import replace
@@ -21,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.offline_demo import glb_views, score_views  # noqa: E402
+from benchmarks.report import reproduce_command, write_report  # noqa: E402
 from psd_engine.config import RunConfig, resolve_config  # noqa: E402
 from psd_engine.engine import Run  # noqa: E402
 from psd_engine.export import ExportError, extract_mesh, write_glb  # noqa: E402
@@ -82,17 +82,12 @@ def main(argv: list[str] | None = None) -> int:
                 run.close()
             lines.append(f"| {prompt} | {seed} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
-    command = "python benchmarks/export_threshold.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    report = ("# The exported mesh against export.density_threshold\n\n"
-              f"Reproduce: `{command}`\n\n"
-              f"Preset `{args.preset}`, `--method psd`, default steps. Each cell: views of the GLB the fidelity judge "
-              "calls the prompted shape and colour, of the 4 side views (elevation 15 degrees, as views.png) / of "
-              "the 4 views above (45 and 70 degrees). Same field per row; only the threshold changes.\n\n"
-              + "\n".join(lines) + "\n")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.md").write_text(report)
-    print(report)
+    body = (f"Preset `{args.preset}`, `--method psd`, default steps. Each cell: views of the GLB the fidelity judge "
+            "calls the prompted shape and colour, of the 4 side views (elevation 15 degrees, as views.png) / of "
+            "the 4 views above (45 and 70 degrees). Same field per row; only the threshold changes.\n\n"
+            + "\n".join(lines) + "\n")
+    write_report(Path(args.out), args.name, "The exported mesh against export.density_threshold",
+                 reproduce_command("export_threshold.py", argv), body)
     return 0
 
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.report import reproduce_command, write_report  # noqa: E402
 from psd_engine.config import CameraConfig, load_config  # noqa: E402
 from psd_engine.export.raster import glb_mesh, rasterize_mesh  # noqa: E402
 from psd_engine.export.views import grid_shape  # noqa: E402
@@ -146,22 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     import imageio.v3 as iio
 
     iio.imwrite(out / f"{args.name}_views.png", (np.concatenate(strip, axis=1) * 255).round().astype(np.uint8))
-    command = "python benchmarks/offline_demo.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    report = ("# Offline default: demo prompts\n\n"
-              f"Reproduce: `{command}`\n\n"
-              "Each row: `python -m psd_engine generate --prompt P --preset shapes --method psd` in a fresh process "
-              "(default settings, HF_HUB_OFFLINE=1). wall = the whole process (imports, model loading, run, export); "
-              "loop = generate() start to the last step; first step = generate() start to the end of step 1 "
-              "(the first preview follows it). Scores of two exports, each from the same 4 views at the same size "
-              "(elevation 15 degrees): views.png (volume renders of the field) and model.glb (the mesh, rendered by "
-              "psd_engine/export/raster.py with its vertex colours); \"model.glb, above\" is the mesh from 4 views "
-              "at elevations 45 and 70 degrees (the top of a cube, the hole of a torus): fidelity judge, taste "
-              "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best). The picture shows, per "
-              "prompt, two views of views.png over the same two views of the GLB, lit, and under them the GLB from "
-              "above (45 and 70 degrees), lit.\n\n"
-              + "\n".join(lines) + f"\n\n![views]({args.name}_views.png)\n")
-    (out / f"{args.name}.md").write_text(report)
-    print(report)
+    body = ("Each row: `python -m psd_engine generate --prompt P --preset shapes --method psd` in a fresh process "
+            "(default settings, HF_HUB_OFFLINE=1). wall = the whole process (imports, model loading, run, export); "
+            "loop = generate() start to the last step; first step = generate() start to the end of step 1 "
+            "(the first preview follows it). Scores of two exports, each from the same 4 views at the same size "
+            "(elevation 15 degrees): views.png (volume renders of the field) and model.glb (the mesh, rendered by "
+            "psd_engine/export/raster.py with its vertex colours); \"model.glb, above\" is the mesh from 4 views "
+            "at elevations 45 and 70 degrees (the top of a cube, the hole of a torus): fidelity judge, taste "
+            "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best). The picture shows, per "
+            "prompt, two views of views.png over the same two views of the GLB, lit, and under them the GLB from "
+            "above (45 and 70 degrees), lit.\n\n"
+            + "\n".join(lines) + f"\n\n![views]({args.name}_views.png)\n")
+    write_report(out, args.name, "Offline default: demo prompts", reproduce_command("offline_demo.py", argv), body)
     return 0
 
 

@@ -17,7 +17,6 @@ neither (docs/results/shape_basin.md): the top the run ends with is the top it s
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch  # noqa: E402
 
 from benchmarks.export_threshold import optimise  # noqa: E402
 from benchmarks.offline_demo import glb_views, score_views  # noqa: E402
+from benchmarks.report import reproduce_command, write_report  # noqa: E402
 from psd_engine.engine import Run  # noqa: E402
 from psd_engine.export import extract_mesh, write_glb  # noqa: E402
 from psd_engine.scene.field import GridField  # noqa: E402
@@ -107,17 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     import imageio.v3 as iio
 
     iio.imwrite(out / f"{args.name}.png", world.to_uint8(np.concatenate(rows, axis=0).clip(0, 1)))
-    command = "python benchmarks/shape_basin.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    report = ("# Where a run ends against where it starts\n\n"
-              f"Reproduce: `{command}`\n\n"
-              f"Preset `{args.preset}`, `--method psd`, default steps, seed {args.seed}. Each cell: views of the GLB "
-              "the fidelity judge calls the prompted shape and colour, of the 4 side views (15 degrees) / of the 4 "
-              "views above (45 and 70 degrees). \"blob\" is the preset's own start; a shape name starts the field "
-              f"as that world shape (size {args.size:g}, grey). The picture has a row per prompt and, per start, the "
-              "lit GLB from two side views and from 70 degrees above.\n\n"
-              + "\n".join(lines) + f"\n\n![basin]({args.name}.png)\n")
-    (out / f"{args.name}.md").write_text(report)
-    print(report)
+    body = (f"Preset `{args.preset}`, `--method psd`, default steps, seed {args.seed}. Each cell: views of the GLB "
+            "the fidelity judge calls the prompted shape and colour, of the 4 side views (15 degrees) / of the 4 "
+            "views above (45 and 70 degrees). \"blob\" is the preset's own start; a shape name starts the field "
+            f"as that world shape (size {args.size:g}, grey). The picture has a row per prompt and, per start, the "
+            "lit GLB from two side views and from 70 degrees above.\n\n"
+            + "\n".join(lines) + f"\n\n![basin]({args.name}.png)\n")
+    write_report(out, args.name, "Where a run ends against where it starts",
+                 reproduce_command("shape_basin.py", argv), body)
     return 0
 
 

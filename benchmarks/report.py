@@ -1,0 +1,20 @@
+"""The Markdown report every benchmark writes: a title, the command that reproduces it, then its text."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+
+def reproduce_command(script: str, argv: list[str] | None) -> str:
+    """The command line that re-runs benchmarks/<script> with these arguments (default: this process's)."""
+    return f"python benchmarks/{script} " + shlex.join(argv if argv is not None else sys.argv[1:])
+
+
+def write_report(out: Path, name: str, title: str, command: str, body: str) -> str:
+    """Write <out>/<name>.md ('# title', 'Reproduce: `command`', body), print it and return it."""
+    report = f"# {title}\n\nReproduce: `{command}`\n\n{body}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(report)
+    print(report)
+    return report

@@ -79,22 +79,22 @@ def test_training_batch_mirrors_flipped_images_and_drops_cameras_at_the_rate():
     cfg = train_prior.PriorTrainConfig(camera_harmonics=(1, 2, 4), camera_dropout=0.25)
     cams = torch.stack(_cams(10.0, 40.0, 4000), dim=1)
     flip = torch.arange(4000) % 2 == 0
-    out, maps = train_prior.batch_cameras(cfg, cams, flip, np.random.default_rng(0))
-    assert maps is None
+    out = train_prior.batch_cameras(cfg, cams, flip, np.random.default_rng(0))
+    assert out.shape == (4000, camera_feature_dim(cfg.camera_harmonics))
     unknown = (out == 0).all(1)
     assert 0.22 < float(unknown.float().mean()) < 0.28
     known = ~unknown
     torch.testing.assert_close(out[known & flip][0], camera_features(torch.tensor([10.0]), torch.tensor([-40.0]), (1, 2, 4))[0])
     torch.testing.assert_close(out[known & ~flip][0], camera_features(torch.tensor([10.0]), torch.tensor([40.0]), (1, 2, 4))[0])
     cfg_map = train_prior.PriorTrainConfig(camera_map=True, camera_dropout=0.25, resolution=8)
-    features, maps = train_prior.batch_cameras(cfg_map, cams[:400], flip[:400], np.random.default_rng(0))
-    assert features is None and maps.shape == (400, 3, 8, 8)
+    maps = train_prior.batch_cameras(cfg_map, cams[:400], flip[:400], np.random.default_rng(0))
+    assert maps.shape == (400, 3, 8, 8)
     # The same random draws decide "unknown" for either camera input.
     torch.testing.assert_close((maps == 0).flatten(1).all(1), unknown[:400])
     kept = ~unknown[:400]
     torch.testing.assert_close(maps[kept & flip[:400]][0], camera_map(*_cams(10.0, -40.0), 8)[0])
     torch.testing.assert_close(maps[kept & ~flip[:400]][0], camera_map(*_cams(10.0, 40.0), 8)[0])
-    assert train_prior.batch_cameras(train_prior.PriorTrainConfig(), cams, flip, np.random.default_rng(0)) == (None, None)
+    assert train_prior.batch_cameras(train_prior.PriorTrainConfig(), cams, flip, np.random.default_rng(0)) is None
 
 
 def test_camera_conditioned_prior_loads_and_its_output_depends_on_the_camera(tmp_path):

@@ -52,6 +52,15 @@ def test_smoke_run_writes_the_loader_layout(smoke_prior):
     assert sched.config.prediction_type == train_prior.PriorTrainConfig().prediction_type == "v_prediction"
 
 
+def _sample_two_steps(unet, scheduler, meta, prompts, cameras):
+    """Two DDIM steps of sample_prior.sample for `prompts` with their camera features or maps."""
+    tokenizer, model = train_prior.load_text_encoder()
+    cond = train_prior.encode_texts(tokenizer, model, prompts, meta["max_length"])
+    uncond = train_prior.encode_texts(tokenizer, model, [""], meta["max_length"])
+    return sample_prior.sample(unet, scheduler, cond, uncond, steps=2, generator=torch.Generator().manual_seed(0),
+                               cameras=cameras)
+
+
 def test_camera_conditioned_smoke_run_loads_and_samples_with_view_cameras(tmp_path):
     out = tmp_path / "cam-prior"
     train_prior.main(["--smoke", "--out", str(out), "--set", "camera_harmonics=1,2,4"])
@@ -64,12 +73,7 @@ def test_camera_conditioned_smoke_run_loads_and_samples_with_view_cameras(tmp_pa
     assert cams.shape == (3, 8)
     assert cams[0, 0] == pytest.approx(np.sin(np.radians(15.0))) and cams[1, 0] == pytest.approx(np.sin(np.radians(70.0)))
     assert bool((cams[2] == 0).all())  # no view word: camera unknown
-    tokenizer, model = train_prior.load_text_encoder()
-    cond = train_prior.encode_texts(tokenizer, model, prompts, meta["max_length"])
-    uncond = train_prior.encode_texts(tokenizer, model, [""], meta["max_length"])
-    images = sample_prior.sample(unet, scheduler, cond, uncond, steps=2, generator=torch.Generator().manual_seed(0),
-                                 cameras=cams)
-    assert images.shape == (3, 3, 32, 32)
+    assert _sample_two_steps(unet, scheduler, meta, prompts, cams).shape == (3, 3, 32, 32)
     from psd_engine.config import PriorConfig
     from psd_engine.models import load_prior
 
@@ -85,12 +89,7 @@ def test_camera_map_smoke_run_loads_and_samples_with_view_maps(tmp_path):
     maps = sample_prior.view_cameras(prompts, meta)
     assert maps.shape == (2, 3, 32, 32)
     assert float(maps[0].abs().max()) > 0.5 and bool((maps[1] == 0).all())  # no view word: camera unknown
-    tokenizer, model = train_prior.load_text_encoder()
-    cond = train_prior.encode_texts(tokenizer, model, prompts, meta["max_length"])
-    uncond = train_prior.encode_texts(tokenizer, model, [""], meta["max_length"])
-    images = sample_prior.sample(unet, scheduler, cond, uncond, steps=2, generator=torch.Generator().manual_seed(0),
-                                 cameras=maps)
-    assert images.shape == (2, 3, 32, 32)
+    assert _sample_two_steps(unet, scheduler, meta, prompts, maps).shape == (2, 3, 32, 32)
     from psd_engine.config import PriorConfig
     from psd_engine.models import load_prior
 

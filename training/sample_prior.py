@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from psd_engine.config import PromptConfig  # noqa: E402
-from psd_engine.models.camera_condition import camera_features, camera_map  # noqa: E402
+from psd_engine.models.camera_condition import camera_input  # noqa: E402
 from psd_engine.prompts import view_prompt  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 from training.train_prior import encode_texts, load_text_encoder  # noqa: E402
@@ -97,12 +97,11 @@ def view_cameras(prompts: list[str], meta: dict) -> torch.Tensor | None:
     el = torch.tensor([VIEW_CAMERAS[v][0] if v else 0.0 for v in views])
     az = torch.tensor([VIEW_CAMERAS[v][1] if v else 0.0 for v in views])
     known = torch.tensor([v is not None for v in views], dtype=torch.float32)
-    if harmonics:
-        return camera_features(el, az, harmonics) * known[:, None]
     spec = world.ShapeSpec("cube", "red")  # the world's default camera distance and field of view
     n = len(prompts)
-    maps = camera_map(el, az, torch.full((n,), spec.distance), torch.full((n,), spec.fovy_deg), int(meta["resolution"]))
-    return maps * known[:, None, None, None]
+    inputs = camera_input(el, az, torch.full((n,), spec.distance), torch.full((n,), spec.fovy_deg), harmonics,
+                          bool(meta.get("camera_map")), int(meta["resolution"]))
+    return inputs * known.view(-1, *([1] * (inputs.dim() - 1)))
 
 
 def prompts_for(pairs: str, views: list[str]) -> list[str]:

@@ -40,9 +40,7 @@ if str(ROOT) not in sys.path:
 
 from psd_engine.prompts import VIEWS, view_direction, view_prompt  # noqa: E402
 from psd_engine.config import PromptConfig  # noqa: E402
-from psd_engine.models.camera_condition import (  # noqa: E402
-    CAMERA_MAP_CHANNELS, camera_features, camera_map, camera_unet_config,
-)
+from psd_engine.models.camera_condition import CAMERA_MAP_CHANNELS, camera_input, camera_unet_config  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 from training.common import apply_set_overrides, output_folder, recorded_command, replace_given  # noqa: E402
 
@@ -282,23 +280,19 @@ def render_dataset(cfg: PriorTrainConfig, specs: list[world.ShapeSpec]) -> torch
 
 def batch_cameras(
     cfg: PriorTrainConfig, cameras: torch.Tensor, flip: torch.Tensor, rng: np.random.Generator
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """A batch's camera features and camera map (None if unused), zeros ("unknown") at cfg.camera_dropout.
+) -> torch.Tensor | None:
+    """A batch's camera features or camera map (None for a text-only prior), zeros ("unknown") at cfg.camera_dropout.
 
     A mirrored image is the object seen from the other side of its symmetry plane, so its
     relative azimuth changes sign.
     """
     if not (cfg.camera_harmonics or cfg.camera_map):
-        return None, None
+        return None  # no random draw: the text-only prior's draws stay as they were
     elevation, azimuth, distance, fovy = cameras.unbind(1)
     azimuth = torch.where(flip, -azimuth, azimuth)
     known = torch.from_numpy(rng.random(len(cameras)) >= cfg.camera_dropout).float()
-    features = maps = None
-    if cfg.camera_harmonics:
-        features = camera_features(elevation, azimuth, cfg.camera_harmonics) * known[:, None]
-    if cfg.camera_map:
-        maps = camera_map(elevation, azimuth, distance, fovy, cfg.resolution) * known[:, None, None, None]
-    return features, maps
+    inputs = camera_input(elevation, azimuth, distance, fovy, cfg.camera_harmonics, cfg.camera_map, cfg.resolution)
+    return inputs * known.view(-1, *([1] * (inputs.dim() - 1)))
 
 
 def check_oversample(cfg: PriorTrainConfig, shapes: list[str]) -> None:
@@ -432,7 +426,7 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
         flip = torch.from_numpy(rng.random(cfg.batch_size) < 0.5)
         flip &= cfg.hflip
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        features, maps = batch_cameras(cfg, data.cameras[idx], flip, rng)
+        camera = batch_cameras(cfg, data.cameras[idx], flip, rng)
         caption_ids = bank.pick(pair_idx[idx], [views[i] for i in idx], rng)
         cond = embeddings[torch.from_numpy(caption_ids)]
         t = torch.randint(0, cfg.num_train_timesteps, (cfg.batch_size,))
@@ -444,8 +438,9 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
         for group in optimizer.param_groups:
             group["lr"] = lr
         target = training_target(alphas_cumprod, x0, noise, t, cfg.prediction_type)
-        x_in = x_t if maps is None else torch.cat([x_t, maps], dim=1)
-        pred = unet(x_in, t, encoder_hidden_states=cond, class_labels=features).sample
+        x_in = torch.cat([x_t, camera], dim=1) if cfg.camera_map else x_t
+        labels = camera if cfg.camera_harmonics else None
+        pred = unet(x_in, t, encoder_hidden_states=cond, class_labels=labels).sample
         per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
         loss = (per_sample * min_snr_weights(alphas_cumprod, t, cfg.snr_gamma, cfg.prediction_type)).mean()
         optimizer.zero_grad(set_to_none=True)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .camera_condition import camera_features, camera_map
+from .camera_condition import camera_input
 
 if TYPE_CHECKING:
     from ..scene.cameras import Cameras
@@ -47,12 +47,8 @@ class DiffusionPrior(nn.Module):
 
     def camera_condition(self, cameras: Cameras) -> torch.Tensor | None:
         """The cameras as predict_noise takes them (object yaw 0): features, a map, or None if text only."""
-        if self.camera_map:
-            return camera_map(cameras.elevation_deg, cameras.azimuth_deg, cameras.distance, cameras.fovy_deg,
-                              self.resolution)
-        if self.camera_harmonics:
-            return camera_features(cameras.elevation_deg, cameras.azimuth_deg, self.camera_harmonics)
-        return None
+        return camera_input(cameras.elevation_deg, cameras.azimuth_deg, cameras.distance, cameras.fovy_deg,
+                            self.camera_harmonics, self.camera_map, self.resolution)
 
     def predict_noise(
         self, z_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor, camera: torch.Tensor | None = None

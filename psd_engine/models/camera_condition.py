@@ -80,3 +80,20 @@ def camera_map(
     along = (origins * dirs).sum(-1, keepdim=True)
     closest = origins - along * dirs
     return closest.permute(0, 3, 1, 2).contiguous()
+
+
+def camera_input(
+    elevation_deg: torch.Tensor,
+    azimuth_deg: torch.Tensor,
+    distance: torch.Tensor,
+    fovy_deg: torch.Tensor,
+    harmonics: Sequence[int],
+    use_map: bool,
+    resolution: int,
+) -> torch.Tensor | None:
+    """What a prior with these camera inputs takes for these cameras: its map, its features, or None (text only)."""
+    if use_map:
+        return camera_map(elevation_deg, azimuth_deg, distance, fovy_deg, resolution)
+    if harmonics:
+        return camera_features(elevation_deg, azimuth_deg, harmonics)
+    return None

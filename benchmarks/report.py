@@ -8,7 +8,7 @@ from pathlib import Path
 
 def reproduce_command(script: str, argv: list[str] | None) -> str:
     """The command line that re-runs benchmarks/<script> with these arguments (default: this process's)."""
-    return f"python benchmarks/{script} " + shlex.join(argv if argv is not None else sys.argv[1:])
+    return f"python benchmarks/{script} {shlex.join(argv if argv is not None else sys.argv[1:])}".rstrip()
 
 
 def write_report(out: Path, name: str, title: str, command: str, body: str) -> str:

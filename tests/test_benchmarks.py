@@ -1,6 +1,6 @@
 """The benchmark scripts: compare_methods (grid parsing, hacking gap, CIs, small real runs on tiny-random),
 offline_demo (reading back the views and the GLB a run exported), export_threshold, first_preview,
-guidance_colour and shape_basin."""
+guidance_colour, shape_basin, implicit_classifier and image_sds."""
 from __future__ import annotations
 
 import json
@@ -221,3 +221,98 @@ def test_shape_basin_writes_a_table_row_per_prompt_and_a_column_per_start(tmp_pa
     import imageio.v3 as iio
 
     assert iio.imread(tmp_path / "shape_basin.png").shape[:2] == (64, 64 * 4 * 2)  # views_resolution 64
+
+
+class _ShapeWordPrior:
+    """A stand-in prior for the implicit classifier's bookkeeping: it predicts zero noise for captions
+    naming a cube and noise 1 everywhere for any other caption, whatever the image."""
+
+    resolution = 16
+    alphas_cumprod = torch.linspace(0.999, 0.01, 1000)
+
+    def encode_text(self, captions: list[str]) -> torch.Tensor:
+        return torch.tensor([[[0.0 if " cube" in c else 1.0]] for c in captions])
+
+    def predict_noise(self, x_t, t, emb):
+        return emb.view(-1, 1, 1, 1).expand_as(x_t).clone()
+
+
+def test_implicit_classifier_picks_the_caption_with_the_smaller_noise_error(monkeypatch):
+    from benchmarks import implicit_classifier
+
+    monkeypatch.setattr(implicit_classifier, "load_prior", lambda cfg, device: _ShapeWordPrior())
+    rows = implicit_classifier.classify("unused", ["cube", "cylinder"], ["red", "blue"], [100, 500], n=32)
+    assert [(r["view"], r["shape"], r["t"]) for r in rows] == [
+        (view, shape, t) for view in implicit_classifier.BANDS for shape in ("cube", "cylinder") for t in (100, 500)]
+    for r in rows:
+        # Error with zero prediction: E[noise^2] = 1; with prediction 1: 1 + 1 = 2.
+        if r["shape"] == "cube":  # its own caption predicts 0: always right, the wrong one errs by about +100 %
+            assert r["accuracy"] == 1.0 and r["gap"] == pytest.approx(100.0, abs=15.0)
+        else:  # the wrong (cube) caption always wins: gap about (1 - 2) / 2 = -50 %
+            assert r["accuracy"] == 0.0 and r["gap"] == pytest.approx(-50.0, abs=8.0)
+
+
+def test_implicit_classifier_captions_each_render_as_the_world_does():
+    from benchmarks import implicit_classifier
+
+    specs = implicit_classifier.renders("cylinder", ["red", "purple"], (60.0, 80.0), 6, seed=0)
+    assert [s.color for s in specs].count("purple") > 0 and {s.shape for s in specs} == {"cylinder"}
+    assert all(60.0 <= s.elevation_deg <= 80.0 for s in specs)
+    assert all(world.caption(s).endswith(", overhead view") for s in specs)
+
+
+def test_squareness_tells_a_square_at_any_turn_from_a_disc():
+    from benchmarks.image_sds import squareness
+
+    def antialiased(inside, size=32, supersample=4):
+        y, x = (np.mgrid[0:size * supersample, 0:size * supersample] + 0.5) / supersample - size / 2
+        return inside(x, y).reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+
+    disc = antialiased(lambda x, y: x ** 2 + y ** 2 < 10 ** 2)
+    for turn in (0.0, 20.0, 45.0):
+        c, s = math.cos(math.radians(turn)), math.sin(math.radians(turn))
+        square = antialiased(lambda x, y: (np.abs(c * x + s * y) < 8) & (np.abs(c * y - s * x) < 8))
+        # r(angle) = 8 / cos(...) over each quarter: its 4-fold harmonic is ~6.9 % of its mean.
+        assert squareness(square) == pytest.approx(6.9, abs=0.5)
+    assert squareness(disc) < 0.5
+    specks = disc.copy()
+    specks[0, 0] = specks[31, 31] = 1.0  # stray opaque pixels do not count
+    assert squareness(specks) == pytest.approx(squareness(disc))
+    assert math.isnan(squareness(np.zeros((8, 8))))
+
+
+def test_image_sds_optimises_one_picture_with_the_presets_guidance(tmp_path):
+    from benchmarks import image_sds
+    from psd_engine.engine import Run
+
+    colour, alpha = image_sds.start_image("cube", "a blue cube", 75.0, 16)
+    assert colour.shape == (1, 3, 16, 16) and alpha.shape == (1, 1, 16, 16)
+    rendered = torch.from_numpy(world.render_specs([world.ShapeSpec("cube", "blue", elevation_deg=75.0, yaw_deg=20.0,
+                                                                   light_azimuth_deg=0.0, light_elevation_deg=60.0)],
+                                                   16)).permute(0, 3, 1, 2)
+    assert torch.allclose(alpha * colour + 1 - alpha, rendered, atol=1e-5)  # the layers composite to the render
+    cfg = resolve_config("tiny-random", ["guidance.method=sds", "steps=4"], prompt="a blue cube",
+                         out_dir=str(tmp_path / "run"))
+    run = Run(cfg)
+    pictures, final_alpha = image_sds.distil_image(run, (colour, alpha), 75.0, 0.05)
+    run.close()
+    assert len(pictures) == image_sds.SNAPSHOTS and final_alpha.shape == (16, 16)
+    assert np.abs(pictures[0] - rendered[0].permute(1, 2, 0).numpy()).max() < 2e-3  # logit clamp only
+    assert np.abs(pictures[-1] - pictures[0]).max() > 1e-3  # the guidance moved it
+    assert all(p.min() >= 0.0 and p.max() <= 1.0 for p in pictures)
+
+
+def test_image_sds_writes_a_row_per_prior_prompt_and_start(tmp_path):
+    from benchmarks import image_sds
+
+    assert image_sds.main(["--preset", "tiny-random", "--starts", "cube", "sphere", "--prompts", "a red cube",
+                           "--set", "steps=4", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "image_sds.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| preset's prior | a red cube |")]
+    assert [r.split("|")[3].strip() for r in rows] == ["cube", "sphere"]
+    assert float(rows[0].split("|")[4]) > 5.0 > 1.0 > float(rows[1].split("|")[4])  # cube start, sphere start
+    import imageio.v3 as iio
+
+    resolution = resolve_config("tiny-random").render.resolution
+    assert iio.imread(tmp_path / "image_sds.png").shape[:2] == (2 * (resolution + 2) * 4,
+                                                                image_sds.SNAPSHOTS * (resolution + 2) * 4)

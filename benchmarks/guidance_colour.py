@@ -8,7 +8,9 @@ image (the update moves the image along -(e - eps), with e = e_c + (s - 1)(e_c -
     guidance push  -(e_c - e_n)   the CFG direction, multiplied by s - 1 in a run
 
 A guidance push that is not ~0 on the true colour moves a run away from it at high s
-(e.g. "an orange cube" turns red). Uses the prior of a preset (default: shapes).
+(e.g. "an orange cube" turns red). Uses the prior of a preset (default: shapes). A last line
+gives what the preset's reward thinks of the same object in each world colour, scored
+against the prompt without its view suffix: whether a reward could steer the colour back.
 
     python benchmarks/guidance_colour.py --shape cube --colour orange
 """
@@ -25,6 +27,7 @@ import torch  # noqa: E402
 
 from psd_engine.config import resolve_config  # noqa: E402
 from psd_engine.models import load_prior  # noqa: E402
+from psd_engine.rewards import load_reward  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 
 
@@ -53,6 +56,17 @@ def channel_pushes(prior, image: torch.Tensor, prompt: str, t_fractions: list[fl
     return rows
 
 
+def reward_by_colour(reward, shape: str, prompt: str, resolution: int, views: int = 4) -> dict[str, float]:
+    """Mean reward of `prompt` on world renders of `shape` in each world colour (yaw 20, `views` azimuths)."""
+    colours = list(world.COLORS)
+    specs = [world.ShapeSpec(shape, c, yaw_deg=20.0, azimuth_deg=a, light_azimuth_deg=a)
+             for c in colours for a in np.linspace(0.0, 90.0, views)]
+    images = torch.from_numpy(world.render_specs(specs, resolution)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        scores = reward(images, [prompt] * len(specs)).float().view(len(colours), views).mean(1)
+    return dict(zip(colours, scores.tolist()))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the pushes for one object at a few timesteps."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| t | cond push | guidance push |\n|---|---|---|")
     for t, (cond, guide) in zip(args.t, channel_pushes(prior, image, prompt, args.t, args.samples, generator)):
         print(f"| {t:g} | {' '.join(f'{v:+.3f}' for v in cond)} | {' '.join(f'{v:+.3f}' for v in guide)} |")
+    if cfg.reward.kind != "none":
+        base = world.base_prompt(args.shape, args.colour)
+        scores = reward_by_colour(load_reward(cfg.reward, torch.device("cpu")), args.shape, base, cfg.reward.resolution)
+        print(f"reward of {base!r} on world renders of a {args.shape} in each colour: "
+              + ", ".join(f"{c} {v:.2f}" for c, v in sorted(scores.items(), key=lambda kv: -kv[1])))
     return 0
 
 

@@ -163,8 +163,10 @@ def test_guidance_colour_shows_cfg_pushing_green_down_on_a_true_orange_cube(caps
     assert guidance_colour.main(["--shape", "cube", "--colour", "orange", "--t", "0.2", "0.5", "--samples", "8"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("prompt 'a orange cube, front view'; true colour (1.0, 0.5, 0.04)")
-    rows = [line.strip("|").split("|") for line in out[3:]]
+    rows = [line.strip("|").split("|") for line in out[3:-1]]
     assert [float(r[0]) for r in rows] == [0.2, 0.5]
+    # The shipped reward prefers the true colour for this prompt: a reward could steer it back.
+    assert out[-1].startswith("reward of 'a orange cube' on world renders of a cube in each colour: orange ")
     for _, cond, guide in rows:
         green_cond, green_guide = float(cond.split()[1]), float(guide.split()[1])
         assert green_guide < -0.02 and green_guide < green_cond

@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from benchmarks.report import reproduce_command, write_report  # noqa: E402
 from psd_engine.config import resolve_config  # noqa: E402
 from psd_engine.engine import Run  # noqa: E402
+from psd_engine.scene.cameras import make_cameras  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 
 SNAPSHOTS = 5
@@ -76,6 +77,8 @@ def distil_image(run: Run, start: tuple[torch.Tensor, torch.Tensor], elevation: 
     colour, alpha = (torch.logit(x.clamp(1e-3, 1 - 1e-3)).clone().requires_grad_(True) for x in start)
     opt = torch.optim.Adam([colour, alpha], lr=lr)
     el, az = torch.tensor([elevation]), torch.tensor([0.0])
+    spec = world.ShapeSpec("cube", "red")  # the world's default camera distance and fov (start_image's camera)
+    camera = run.prior.camera_condition(make_cameras(el, az, torch.tensor([spec.distance]), torch.tensor([spec.fovy_deg])))
     cond, view_prompts = run.prompts.for_cameras(el, az)
     reward_prompts = view_prompts if cfg.reward.use_view_prompt else [cfg.prompt]
     keep = set(np.linspace(0, cfg.steps, SNAPSHOTS).round().astype(int).tolist())
@@ -88,7 +91,7 @@ def distil_image(run: Run, start: tuple[torch.Tensor, torch.Tensor], elevation: 
         if step == cfg.steps:
             return pictures, a.detach()[0, 0].numpy()
         run.guidance.update_step(step, cfg.steps)
-        result = run.guidance(image, cond, reward_prompts, run.generator, step=step)
+        result = run.guidance(image, cond, reward_prompts, run.generator, step=step, camera=camera)
         loss = sum(v for k, v in result.items() if k.startswith("loss_"))
         opt.zero_grad(set_to_none=True)
         loss.backward()

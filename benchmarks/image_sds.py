@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.report import reproduce_command, write_report  # noqa: E402
+from benchmarks.report import reproduce_command, write_picture, write_report  # noqa: E402
 from psd_engine.config import resolve_config  # noqa: E402
 from psd_engine.engine import Run  # noqa: E402
 from psd_engine.scene.cameras import make_cameras  # noqa: E402
@@ -89,14 +89,14 @@ def distil_image(run: Run, start: tuple[torch.Tensor, torch.Tensor], elevation: 
         if step in keep:
             pictures.append(image.detach()[0].permute(1, 2, 0).numpy())
         if step == cfg.steps:
-            return pictures, a.detach()[0, 0].numpy()
+            break
         run.guidance.update_step(step, cfg.steps)
         result = run.guidance(image, cond, reward_prompts, run.generator, step=step, camera=camera)
         loss = sum(v for k, v in result.items() if k.startswith("loss_"))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    raise AssertionError("unreachable: the loop returns after its last step")
+    return pictures, a.detach()[0, 0].numpy()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,12 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(lines[-1], flush=True)
                 rows.append(np.concatenate([np.pad(x, ((1, 1), (1, 1), (0, 0))) for x in pictures], axis=1))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    import imageio.v3 as iio
-
-    picture = np.concatenate(rows, axis=0).clip(0, 1)
-    picture = picture.repeat(4, axis=0).repeat(4, axis=1)  # 32 px images are too small to see
-    iio.imwrite(out / f"{args.name}.png", world.to_uint8(picture))
+    picture = np.concatenate(rows, axis=0)
+    write_picture(out, f"{args.name}.png", picture.repeat(4, axis=0).repeat(4, axis=1))  # 32 px is too small to see
     body = (f"Preset `{args.preset}`, `--method {args.method}`, {SNAPSHOTS - 1} snapshots over the preset's steps, "
             f"seed {args.seed}, camera elevation {args.elevation:g} degrees, Adam lr {args.lr:g} on the colour and "
             "opacity logits. Each row of the picture is one line of the table, left to right from the start render to "

@@ -1,9 +1,11 @@
-"""The Markdown report every benchmark writes: a title, the command that reproduces it, then its text."""
+"""The Markdown report every benchmark writes (a title, the command that reproduces it, then its text) and its picture."""
 from __future__ import annotations
 
 import shlex
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def reproduce_command(script: str, argv: list[str] | None) -> str:
@@ -18,3 +20,15 @@ def write_report(out: Path, name: str, title: str, command: str, body: str) -> s
     (out / f"{name}.md").write_text(report)
     print(report)
     return report
+
+
+def write_picture(out: Path, filename: str, image: np.ndarray) -> Path:
+    """Save a float (H, W, 3) picture in [0, 1] (clipped) as <out>/<filename> and return its path."""
+    import imageio.v3 as iio
+
+    from psd_engine.shapes import world
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / filename
+    iio.imwrite(path, world.to_uint8(image))
+    return path

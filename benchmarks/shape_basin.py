@@ -8,9 +8,10 @@ SDF times --size, yaw 0, grey) into the field, raw density --inside inside and t
 views (15 degrees) and the 4 views above (45 and 70 degrees), and the lit GLB is drawn, from
 the side and from above, for each cell.
 
-A prior that tells a square top from a round one makes "a purple cylinder" round again when it
-starts as a cube, and "a red cube" square when it starts as a blob. The shipped prior does
-neither (docs/results/shape_basin.md): the top the run ends with is the top it started with.
+A prior whose pull squares a round top and rounds a square one makes "a purple cylinder"
+round again when it starts as a cube, and "a red cube" square when it starts as a blob. The
+shipped prior does neither (docs/results/shape_basin.md): the top the run ends with is the top
+it started with, although as a classifier it tells the two tops apart (docs/results/cube_top.md).
 
     python benchmarks/shape_basin.py --prompts "a red cube" "a purple cylinder" --starts blob cube cylinder --out docs/results
 """
@@ -31,7 +32,7 @@ import torch  # noqa: E402
 
 from benchmarks.export_threshold import optimise  # noqa: E402
 from benchmarks.offline_demo import glb_views, score_views  # noqa: E402
-from benchmarks.report import reproduce_command, write_report  # noqa: E402
+from benchmarks.report import reproduce_command, write_picture, write_report  # noqa: E402
 from psd_engine.engine import Run  # noqa: E402
 from psd_engine.export import extract_mesh, write_glb  # noqa: E402
 from psd_engine.scene.field import GridField  # noqa: E402
@@ -103,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
         rows.append(np.concatenate(strips, axis=1))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    import imageio.v3 as iio
-
-    iio.imwrite(out / f"{args.name}.png", world.to_uint8(np.concatenate(rows, axis=0).clip(0, 1)))
+    write_picture(out, f"{args.name}.png", np.concatenate(rows, axis=0))
     body = (f"Preset `{args.preset}`, `--method psd`, default steps, seed {args.seed}. Each cell: views of the GLB "
             "the fidelity judge calls the prompted shape and colour, of the 4 side views (15 degrees) / of the 4 "
             "views above (45 and 70 degrees). \"blob\" is the preset's own start; a shape name starts the field "

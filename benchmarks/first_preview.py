@@ -1,20 +1,26 @@
-"""How long a user waits for the first preview of a run, in the app and in a cold CLI process.
+"""How long a user waits for the first previews of a run, in the app and in a cold CLI process.
+
+Two waits each: for the starting shape (step 0, which the engine shows before it loads the
+models) and for the first guided preview (after step 1, the first picture the prior has shaped).
 
 app: a fresh process imports app.py and builds the UI as `python app.py` does (which checks
 the default preset and so loads its models), then calls the Generate handler
 (`app.run_single`, the function the button runs) and times it up to its first output that
-carries preview images. The browser and network add a few ms on top. Repeated `--repeats`
-times in the same process, as users press Generate again.
+carries preview images, and up to the first whose status is a step count (step >= 1). The
+browser and network add a few ms on top. Repeated `--repeats` times in the same process, as
+users press Generate again.
 
 cli: `python -m psd_engine generate --preset shapes --method psd` in a fresh process, timed
-from the moment the command starts to the moment `<out>/preview.png` exists (the CLI writes
-it after step 1), i.e. imports, model loading, step 1 and the preview render.
+from the moment the command starts to the moment `<out>/preview.png` exists (the starting
+shape), and to the moment it is replaced by the step-1 preview (the CLI replaces the file
+whole, so its inode changes): imports, model loading, step 1 and the preview render.
 
     python benchmarks/first_preview.py
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -34,17 +40,19 @@ ready = time.perf_counter() - t0
 from psd_engine.config import resolve_config
 c = resolve_config("shapes")  # the sliders' values when the app shows the preset
 g = c.guidance
-waits = []
+waits, guided = [], []
 for i in range(int(sys.argv[2])):
     start = time.perf_counter()
     outputs = app.run_single(sys.argv[1], "", "shapes", "psd", g.guidance_scale, g.preference_scale, g.neg_lr, c.steps,
                              c.preview_every, i, False, c.render.resolution, None)
     for value in outputs:
-        if value[0]:  # the gallery's images
+        if value[0] and len(waits) == i:  # the gallery's first images (the starting shape)
             waits.append(time.perf_counter() - start)
+        if value[0] and value[4].startswith("Step "):  # the status of a guided step
+            guided.append(time.perf_counter() - start)
             break
     outputs.close()  # the engine runs inside this generator: closing it ends the run (generate's finally)
-print(json.dumps({"ready": ready, "waits": waits}))
+print(json.dumps({"ready": ready, "waits": waits, "guided": guided}))
 """
 
 
@@ -59,8 +67,8 @@ def app_first_preview(prompt: str, repeats: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def cli_first_preview(prompt: str) -> float:
-    """Seconds from starting the CLI in a fresh process to its first preview.png."""
+def cli_first_preview(prompt: str) -> tuple[float, float]:
+    """Seconds from starting the CLI in a fresh process to its first preview.png, and to the step-1 one."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         command = [sys.executable, "-m", "psd_engine", "generate", "--prompt", prompt, "--preset", "shapes",
@@ -68,15 +76,26 @@ def cli_first_preview(prompt: str) -> float:
         start = time.perf_counter()
         proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        preview = out / "preview.png"
         try:
-            while not (out / "preview.png").exists():
+            first_inode = None
+            while True:
+                with contextlib.suppress(FileNotFoundError):
+                    inode = preview.stat().st_ino
+                    if first_inode is None:
+                        first_inode, first = inode, time.perf_counter() - start
+                    elif inode != first_inode:
+                        return first, time.perf_counter() - start
                 if proc.poll() is not None:
-                    raise SystemExit(f"the CLI ended before its first preview:\n{proc.stderr.read()[-2000:]}")
+                    raise SystemExit(f"the CLI ended before its step-1 preview:\n{proc.stderr.read()[-2000:]}")
                 time.sleep(0.01)
-            return time.perf_counter() - start
         finally:
             proc.kill()
             proc.wait()
+
+
+def _seconds(values) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = app_first_preview(args.prompt, args.repeats)
     print(f"app: built in {result['ready']:.2f} s (imports + default preset's models); "
-          f"Generate -> first preview: {', '.join(f'{w:.2f}' for w in result['waits'])} s")
+          f"Generate -> starting shape: {_seconds(result['waits'])} s; first guided preview: {_seconds(result['guided'])} s")
     cli = [cli_first_preview(args.prompt) for _ in range(args.cli_runs)]
-    print(f"cli (cold process): command start -> preview.png: {', '.join(f'{c:.2f}' for c in cli)} s")
+    print(f"cli (cold process): command start -> preview.png of the starting shape: {_seconds(c[0] for c in cli)} s; "
+          f"of step 1: {_seconds(c[1] for c in cli)} s")
     return 0
 
 

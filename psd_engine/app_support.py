@@ -521,6 +521,10 @@ def stream_run(cfg: RunConfig, run: ActiveRun, curve: MetricCurve | None = None)
                 run.step = event.step
                 label = event.label or label
                 images = list(event.images)
+                if event.step == 0:  # the starting shape: no metrics, and no speed to measure yet
+                    yield RunUpdate("running", 0, images=images, status="Starting shape shown · loading models…",
+                                    label=label, **base)
+                    continue
                 curve.add(event.step, event.metrics)
                 status = format_progress(event.step, event.total, rate(event.step, event.elapsed))
                 if event.skipped_steps:

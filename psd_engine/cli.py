@@ -87,11 +87,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 bar.write(f"NOTE: {event.label}")
                 label_shown = True
             m = event.metrics
-            post = {"loss": f"{m.get('loss', float('nan')):.4g}", "reward": f"{m.get('reward', float('nan')):.4g}"}
-            if "reward_win" in m:
-                post["win-lose"] = f"{m['reward_win'] - m['reward_lose']:.3g}"
-            bar.set_postfix(post)
-            bar.update(event.step - bar.n)
+            if m:  # none at step 0, the starting shape
+                post = {"loss": f"{m.get('loss', float('nan')):.4g}", "reward": f"{m.get('reward', float('nan')):.4g}"}
+                if "reward_win" in m:
+                    post["win-lose"] = f"{m['reward_win'] - m['reward_lose']:.3g}"
+                bar.set_postfix(post)
+                bar.update(event.step - bar.n)
             if event.images:
                 _write_preview(event.images, preview)
         elif isinstance(event, WarningEvent):

@@ -233,7 +233,8 @@ class RunConfig:
     seed: int = 0
     steps: int = 300
     preview_every: int = 25
-    preview_first_step: bool = True  # also preview after step 1, so the first picture comes at once
+    preview_start: bool = True  # preview the starting shape (step 0, empty metrics) before the models load
+    preview_first_step: bool = True  # also preview after step 1, so the first guided picture comes at once
     out_dir: str = ""
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     threads: int = 0  # torch CPU threads (0 = leave as is)

@@ -2,7 +2,7 @@
 
 Usage:
     for event in generate(resolve_config("shapes", prompt="a red cube")):
-        ...  # ProgressEvent every preview_every steps, then FinalEvent (or ErrorEvent)
+        ...  # ProgressEvent at step 0 (the starting shape) and every preview_every steps, then FinalEvent (or ErrorEvent)
 
 Closing the generator (or setting `stop_event`) stops the run within one step and frees its
 memory. A step whose loss or gradients are NaN/Inf is skipped and reported; after
@@ -86,7 +86,8 @@ def default_preset() -> str:
 class Run:
     """Everything one run owns: models, scene, optimiser, RNG, output folder."""
 
-    def __init__(self, cfg: RunConfig, profile: bool = False) -> None:
+    def __init__(self, cfg: RunConfig, profile: bool = False, load_models: bool = True) -> None:
+        """The scene, optimiser and output folder; the models too unless load_models is False (then call it)."""
         self.cfg = cfg
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -97,10 +98,6 @@ class Run:
         self.timer = StepTimer(enabled=profile, device=self.device)
         torch.manual_seed(cfg.seed)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        self.prior = load_prior(cfg.prior, self.device)
-        self.reward = load_reward(cfg.reward, self.device) if cfg.reward.kind != "none" else None
-        self.prompts = PromptEmbeddings(self.prior, cfg.prompt, cfg.negative_prompt, cfg.prompt_processing)
-        self.guidance = build_guidance(cfg.guidance, self.prior, self.reward, self.prompts.negative, self.timer)
         self.field = build_field(cfg.field).to(self.device)
         self.background = Background(cfg.render).to(self.device)
         self.renderer = VolumeRenderer(cfg.render)
@@ -117,6 +114,16 @@ class Run:
         self.config_path = self.out_dir / "config.json"
         save_config(cfg, self.config_path)
         self.metrics_path.write_text("")
+        if load_models:
+            self.load_models()
+
+    def load_models(self) -> None:
+        """Load the prior and reward and build the prompts and guidance on them (the slow part of a cold start)."""
+        cfg = self.cfg
+        self.prior = load_prior(cfg.prior, self.device)
+        self.reward = load_reward(cfg.reward, self.device) if cfg.reward.kind != "none" else None
+        self.prompts = PromptEmbeddings(self.prior, cfg.prompt, cfg.negative_prompt, cfg.prompt_processing)
+        self.guidance = build_guidance(cfg.guidance, self.prior, self.reward, self.prompts.negative, self.timer)
 
     def shading_at(self, step: int) -> str:
         """Albedo until render.shading_start of the run, then the configured shading."""
@@ -228,11 +235,19 @@ def generate(
     started = time.perf_counter()
     label = run_label(cfg)
     try:
-        run = Run(cfg, profile=profile)
-    except (ModelNotFoundError, ConfigError, ValueError) as err:
+        run = Run(cfg, profile=profile, load_models=False)
+    except (ConfigError, ValueError) as err:
         yield ErrorEvent(step=0, message=str(err), label=label)
         return
     try:
+        if cfg.preview_start:  # the starting shape, while the models load (most of a cold start)
+            yield ProgressEvent(step=0, total=cfg.steps, metrics={}, images=run.preview(),
+                                elapsed=time.perf_counter() - started, label=run.label)
+        try:
+            run.load_models()
+        except (ModelNotFoundError, ConfigError, ValueError) as err:
+            yield ErrorEvent(step=0, message=str(err), outputs=run.outputs(), label=label)
+            return
         warning = prompt_warning(cfg, run.prior.text_encoder)
         if warning:
             yield WarningEvent(step=0, message=warning)

@@ -9,9 +9,9 @@ import numpy as np
 
 @dataclass
 class ProgressEvent:
-    """Every `preview_every` steps (and at the last step): where the run is and what it looks like."""
+    """At the start (step 0: the starting shape, no metrics), every `preview_every` steps and at the last step."""
 
-    step: int  # 1-based number of optimisation steps done
+    step: int  # number of optimisation steps done (0: the starting shape, shown while the models load)
     total: int
     metrics: dict[str, float]  # this step's loss/reward/diagnostics
     images: list[np.ndarray]  # current multi-view renders, uint8 (H, W, 3)

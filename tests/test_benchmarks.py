@@ -152,10 +152,15 @@ def test_export_threshold_meshes_one_field_at_each_threshold_and_judges_each_mes
 def test_first_preview_times_the_app_handler_and_a_cold_cli_up_to_their_first_picture(capsys):
     assert first_preview.main(["--repeats", "2", "--cli-runs", "1"]) == 0
     app_line, cli_line = capsys.readouterr().out.strip().splitlines()
-    built, waits = app_line.split("built in ")[1].split(" s ")[0], app_line.split("first preview: ")[1]
-    assert float(built) > 0 and [float(w) > 0 for w in waits.removesuffix(" s").split(", ")] == [True, True]
-    assert cli_line.startswith("cli (cold process): command start -> preview.png: ")
-    assert float(cli_line.split(": ")[-1].removesuffix(" s")) > 0
+
+    def seconds(line: str, after: str) -> list[float]:
+        return [float(w) for w in line.split(after)[1].split(" s")[0].split(", ")]
+
+    assert seconds(app_line, "built in ")[0] > 0
+    start, guided = seconds(app_line, "starting shape: "), seconds(app_line, "first guided preview: ")
+    assert len(start) == len(guided) == 2 and all(0 < s < g for s, g in zip(start, guided))
+    start, guided = seconds(cli_line, "the starting shape: "), seconds(cli_line, "of step 1: ")
+    assert len(start) == len(guided) == 1 and 0 < start[0] < guided[0]
 
 
 def test_guidance_colour_shows_cfg_pushing_green_down_on_a_true_orange_cube(capsys):

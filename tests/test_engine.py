@@ -31,11 +31,14 @@ def rows(path):
 def test_generate_streams_progress_and_writes_all_files(tmp_path):
     events = list(generate(tiny_cfg(tmp_path)))
     progress = [e for e in events if isinstance(e, ProgressEvent)]
-    assert [e.step for e in progress] == [1, 2, 4, 6]  # step 1 too: the first picture comes at once
+    # step 0 (the starting shape, before the models load) and step 1 too: the first pictures come at once
+    assert [e.step for e in progress] == [0, 1, 2, 4, 6]
     for e in progress:
         assert e.total == 6 and e.label == TINY_RANDOM_LABEL
         assert len(e.images) == 4
         assert all(im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3 for im in e.images)
+    assert progress[0].metrics == {}
+    for e in progress[1:]:
         assert {"loss", "reward", "reward_win", "reward_lose", "grad_norm"} <= set(e.metrics)
     final = events[-1]
     assert isinstance(final, FinalEvent) and final.label == TINY_RANDOM_LABEL
@@ -63,7 +66,7 @@ def test_same_seed_same_metrics(tmp_path):
 
 def test_closing_the_generator_stops_the_run_and_frees_it(tmp_path):
     cfg = tiny_cfg(tmp_path, steps=50, preview_every=3)
-    cfg.preview_first_step = False
+    cfg.preview_start = cfg.preview_first_step = False
     gen = generate(cfg)
     first = next(gen)
     assert isinstance(first, ProgressEvent) and first.step == 3
@@ -77,6 +80,7 @@ def test_closing_the_generator_stops_the_run_and_frees_it(tmp_path):
 def test_stop_event_ends_within_one_step(tmp_path):
     stop = threading.Event()
     gen = generate(tiny_cfg(tmp_path, steps=50, preview_every=2), stop_event=stop)
+    assert next(gen).step == 0
     assert next(gen).step == 1
     assert next(gen).step == 2
     stop.set()
@@ -128,15 +132,17 @@ def test_missing_model_gives_clear_error_event(tmp_path, monkeypatch):
     cfg = tiny_cfg(tmp_path)
     cfg.prior.tiny_random = False
     cfg.prior.model = str(tmp_path / "no-such-model")
-    events = list(generate(cfg))
-    assert len(events) == 1 and isinstance(events[0], ErrorEvent)
-    assert str(tmp_path / "no-such-model") in events[0].message
-    assert "tiny-random" in events[0].message
+    start, error = list(generate(cfg))  # the starting shape comes before the models load
+    assert isinstance(start, ProgressEvent) and start.step == 0
+    assert isinstance(error, ErrorEvent) and error.step == 0
+    assert str(tmp_path / "no-such-model") in error.message
+    assert "tiny-random" in error.message
+    assert set(error.outputs) == {"config", "metrics"}  # nothing else was made
 
 
 def test_renders_change_as_the_field_is_optimised(tmp_path):
     events = [e for e in generate(tiny_cfg(tmp_path, method="sds", steps=6, preview_every=3)) if isinstance(e, ProgressEvent)]
-    assert [e.step for e in events] == [1, 3, 6]
+    assert [e.step for e in events] == [0, 1, 3, 6]
     first, last = (np.stack(e.images).astype(float) for e in (events[0], events[-1]))
     assert np.abs(first - last).mean() > 0.1
     assert torch.get_num_threads() >= 1

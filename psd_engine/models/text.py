@@ -10,7 +10,6 @@ from collections import OrderedDict
 from typing import Any
 
 import torch
-import transformers
 from torch import nn
 
 from .base import freeze
@@ -25,6 +24,10 @@ _NO_LIMIT = 100_000
 
 def load_text_model(path: str, subfolder: str = "", dtype: torch.dtype | None = None, **kwargs: Any) -> nn.Module:
     """Load a transformers text encoder by its config: *EncoderModel/*TextModel classes, else AutoModel."""
+    # Imported here, not at the top: it is about a second of a cold start, and a run shows its
+    # starting shape before any model loads (engine.generate).
+    import transformers
+
     sub = {"subfolder": subfolder} if subfolder else {}
     config = transformers.AutoConfig.from_pretrained(path, **sub, **kwargs)
     arch = (getattr(config, "architectures", None) or [""])[0]
@@ -73,6 +76,8 @@ class TextEncoder(nn.Module):
         **kwargs: Any,
     ) -> TextEncoder:
         """Load tokenizer and encoder from a folder or hub id (optionally from subfolders)."""
+        import transformers  # see load_text_model
+
         sub = {"subfolder": tokenizer_subfolder} if tokenizer_subfolder else {}
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, **sub, **kwargs)
         model = load_text_model(path, text_subfolder, dtype=dtype, **kwargs)

@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.outline import squareness  # noqa: E402
 from benchmarks.report import reproduce_command, write_picture, write_report  # noqa: E402
 from psd_engine.config import resolve_config  # noqa: E402
 from psd_engine.engine import Run  # noqa: E402
@@ -47,27 +48,6 @@ def start_image(shape: str, prompt: str, elevation: float, resolution: int) -> t
     # Composited on white; unmix it so the colour layer holds the object's colour at its soft edge.
     rgb = (torch.from_numpy(rgb).permute(0, 3, 1, 2) - (1.0 - alpha)) / alpha.clamp(min=1e-3)
     return torch.where(alpha > 0, rgb, torch.full_like(rgb, 0.5)), alpha
-
-
-def squareness(alpha: np.ndarray) -> float:
-    """4-fold harmonic of the silhouette's radius about its centre, % of the mean radius: a square ~6.9 at any
-    turn, a disc ~0 (the outline is the longest alpha = 0.5 contour, sub-pixel; NaN if there is none)."""
-    from skimage import measure
-
-    contours = measure.find_contours(np.pad(alpha, 1), 0.5)
-    if not contours:
-        return float("nan")
-    y, x = max(contours, key=len).T
-    cross = x[:-1] * y[1:] - x[1:] * y[:-1]  # shoelace: the outline's area centroid
-    area = cross.sum() / 2.0
-    if abs(area) < 1e-6:
-        return float("nan")
-    cx, cy = ((x[:-1] + x[1:]) * cross).sum() / (6 * area), ((y[:-1] + y[1:]) * cross).sum() / (6 * area)
-    angle, radius = np.arctan2(y - cy, x - cx), np.hypot(y - cy, x - cx)
-    order = np.argsort(angle)
-    grid = np.linspace(-np.pi, np.pi, 360, endpoint=False)
-    profile = np.interp(grid, angle[order], radius[order], period=2 * np.pi)  # radius at each degree
-    return float(100.0 * abs((profile * np.exp(-4j * grid)).mean()) / profile.mean())
 
 
 def distil_image(run: Run, start: tuple[torch.Tensor, torch.Tensor], elevation: float, lr: float) -> tuple[list[np.ndarray], np.ndarray]:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.outline import top_squareness  # noqa: E402
 from benchmarks.report import reproduce_command, write_report  # noqa: E402
 from psd_engine.config import CameraConfig, load_config  # noqa: E402
 from psd_engine.export.raster import glb_mesh, rasterize_mesh  # noqa: E402
@@ -108,6 +109,7 @@ def score_run(prompt: str, out_dir: Path, judge) -> dict:
         "mesh_above": score_views(prompt, mesh_views["above"], judge),
         "mesh_lit": mesh_views["lambertian"],
         "mesh_above_lit": mesh_views["above_lit"],
+        "top_squareness": top_squareness(out_dir / "model.glb", camera.preview_distance, camera.preview_fovy),
     }
 
 
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = [a for o in args.overrides for a in ("--set", o)]
     judge = load_judge()
     lines = ["| prompt | asset | wall (s) | loop (s) | first step (s) | judge: right views of 4 (predictions) | taste "
-             "| fog | floaters | sharpness |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| fog | floaters | sharpness | squareness from straight above |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     strip = []
     with tempfile.TemporaryDirectory() as tmp:
         for prompt in args.prompts:
@@ -138,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             s = score_run(prompt, run_dir, judge)
             held = " (held out)" if prompt in HELD_OUT_PROMPTS else ""
             lines.append(f"| {prompt}{held} | views.png | {t['wall']:.1f} | {t['loop']:.1f} | {t['first_step']:.2f} "
-                         f"| {_cells(s['volume'])} |")
-            lines.append(f"| | model.glb | | | | {_cells(s['mesh'])} |")
-            lines.append(f"| | model.glb, above | | | | {_cells(s['mesh_above'])} |")
+                         f"| {_cells(s['volume'])} | |")
+            lines.append(f"| | model.glb | | | | {_cells(s['mesh'])} | {s['top_squareness']:.1f} |")
+            lines.append(f"| | model.glb, above | | | | {_cells(s['mesh_above'])} | |")
             print("\n".join(lines[-3:]), flush=True)
             rows = (s["volume"]["views"][:2], s["mesh_lit"][:2], s["mesh_above_lit"][::2])  # above: 45 and 70 deg
             strip.append(np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0))
@@ -154,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             "(elevation 15 degrees): views.png (volume renders of the field) and model.glb (the mesh, rendered by "
             "psd_engine/export/raster.py with its vertex colours); \"model.glb, above\" is the mesh from 4 views "
             "at elevations 45 and 70 degrees (the top of a cube, the hole of a torus): fidelity judge, taste "
-            "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best). The picture shows, per "
+            "(docs: psd_engine/shapes/taste.py) and three of its components (1 = best). Squareness: the 4-fold "
+            "harmonic of the GLB's outline seen from straight above, % of its mean radius (benchmarks/outline.py: "
+            "a square about 7 at any turn, a disc about 0, lumpy outlines 1-2). The picture shows, per "
             "prompt, two views of views.png over the same two views of the GLB, lit, and under them the GLB from "
             "above (45 and 70 degrees), lit.\n\n"
             + "\n".join(lines) + f"\n\n![views]({args.name}_views.png)\n")

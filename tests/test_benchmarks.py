@@ -121,8 +121,24 @@ def test_offline_demo_scores_exported_views_and_glb_with_the_judge_and_the_taste
     lit = score["mesh_above_lit"]
     assert len(lit) == 4 and np.array_equal((lit[2] < 0.99).any(-1), (above["views"][2] < 0.99).any(-1))
     assert lit[2].mean() < above["views"][2].mean()
+    # Seen from straight above, the box's top is a square: its outline's 4-fold harmonic is ~6.9 %.
+    assert score["top_squareness"] == pytest.approx(6.9, abs=0.8)
     blue = offline_demo.score_run("a blue cube", tmp_path, load_judge())
     assert blue["volume"]["right"] == 0 and blue["mesh"]["right"] == 0
+
+
+def test_top_squareness_tells_a_box_from_a_cylinder(tmp_path):
+    from benchmarks.outline import top_squareness
+
+    for name, mesh in (("box", trimesh.creation.box(extents=(0.9, 0.9, 0.9))),
+                       ("can", trimesh.creation.cylinder(radius=0.45, height=0.9, sections=64,  # axis Z -> Y (up)
+                                                         transform=trimesh.transformations.rotation_matrix(
+                                                             np.pi / 2, [1, 0, 0])))):
+        mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.tile([230, 20, 20, 255], (len(mesh.vertices), 1)))
+        write_glb(mesh, tmp_path / f"{name}.glb")
+    box = top_squareness(tmp_path / "box.glb", 2.4, 45.0)
+    can = top_squareness(tmp_path / "can.glb", 2.4, 45.0)
+    assert box == pytest.approx(6.9, abs=0.8) and can < 0.5
 
 
 class SoftRedBall(Field):
@@ -269,7 +285,7 @@ def test_implicit_classifier_captions_each_render_as_the_world_does():
 
 
 def test_squareness_tells_a_square_at_any_turn_from_a_disc():
-    from benchmarks.image_sds import squareness
+    from benchmarks.outline import squareness
 
     def antialiased(inside, size=32, supersample=4):
         y, x = (np.mgrid[0:size * supersample, 0:size * supersample] + 0.5) / supersample - size / 2

@@ -67,6 +67,14 @@ class PromptConfig:
     front_threshold_deg: float = 45.0  # |azimuth| below this is "front"
     back_threshold_deg: float = 45.0  # |azimuth - 180| below this is "back"
     overhead_threshold_deg: float = 60.0  # elevation above this is "overhead"
+    # Azimuth sectors (this project's refinement of DreamFusion's words): when names are given, the
+    # azimuth circle is cut into that many equal sectors, the first centred on the front (azimuth 0)
+    # and the next towards positive azimuth, and a camera's suffix names its sector by view_format
+    # (overhead_view_format above overhead_threshold_deg). Sectors narrower than 90 degrees tell how
+    # a cube is turned, which front / side / back cannot. Empty: front / side / back / overhead.
+    azimuth_views: tuple[str, ...] = ()
+    view_format: str = ", {} view"
+    overhead_view_format: str = ", {} view from above"
     known_similarity_warn: float = 0.45  # warn when a prompt is less similar than this to all known concepts
 
 
@@ -268,7 +276,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return _coerce(value, inner[0], where)
     if origin is tuple:
         if isinstance(value, str):
-            value = [v for v in value.strip("()[] ").split(",") if v.strip()]
+            value = [v.strip() for v in value.strip("()[] ").split(",") if v.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: any length
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{where}: expected a list like 'a,b,c', got {value!r}")
+            return tuple(_coerce(v, args[0], where) for v in value)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where}: expected {len(args)} values like 'a,b', got {value!r}")
         return tuple(_coerce(v, a, where) for v, a in zip(value, args))
@@ -427,6 +439,17 @@ def check_field(cfg: FieldConfig) -> None:
         raise ConfigError(f"field.blob_norm must be >= 1 (a p-norm) or 0 (the max-norm, a box); got {cfg.blob_norm}")
 
 
+def check_prompt_processing(cfg: PromptConfig) -> None:
+    """Raise ConfigError naming the view-word setting that cannot name every camera."""
+    names = cfg.azimuth_views
+    if names and (len(set(names)) != len(names) or not all(n.strip() for n in names)):
+        raise ConfigError(f"prompt_processing.azimuth_views must be distinct, non-empty names; got {list(names)}")
+    for key in ("view_format", "overhead_view_format"):
+        if names and getattr(cfg, key).count("{}") != 1:
+            raise ConfigError(f"prompt_processing.{key} must hold one '{{}}' where the view's name goes, "
+                              f"e.g. ', {{}} view'; got {getattr(cfg, key)!r}")
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Check ranges and choices; raise ConfigError naming the field and the allowed values."""
     g = cfg.guidance
@@ -462,6 +485,7 @@ def validate_config(cfg: RunConfig) -> None:
             raise ConfigError(message)
     check_camera(cfg.camera)
     check_field(cfg.field)
+    check_prompt_processing(cfg.prompt_processing)
     if g.method != "sds" and cfg.reward.kind == "none":
         raise ConfigError(f"method '{g.method}' needs a reward model; set reward.kind or use method 'sds'")
 

@@ -26,7 +26,7 @@ from .events import ErrorEvent, Event, FinalEvent, ProgressEvent, WarningEvent
 from .export import ExportError, export_all
 from .export.views import to_uint8
 from .guidance import build_guidance
-from .knowledge import prompt_warning
+from .knowledge import prompt_warning, view_words_warning
 from .models import load_prior
 from .models.base import ModelNotFoundError
 from .models.hub import local_files_only
@@ -248,9 +248,9 @@ def generate(
         except (ModelNotFoundError, ConfigError, ValueError) as err:
             yield ErrorEvent(step=0, message=str(err), outputs=run.outputs(), label=label)
             return
-        warning = prompt_warning(cfg, run.prior.text_encoder)
-        if warning:
-            yield WarningEvent(step=0, message=warning)
+        for warning in (view_words_warning(cfg), prompt_warning(cfg, run.prior.text_encoder)):
+            if warning:
+                yield WarningEvent(step=0, message=warning)
         yield from _loop(run, cfg, stop_event, started)
     finally:
         run.close()

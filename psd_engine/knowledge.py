@@ -16,18 +16,51 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .config import RunConfig
+from .config import PromptConfig, RunConfig
 
 if TYPE_CHECKING:
     from .models.text import TextEncoder
 
 
-def known_concepts(cfg: RunConfig) -> list[str]:
-    """Concepts listed by the prior folder's psd_prior.json (empty if none are listed)."""
+def prior_manifest(cfg: RunConfig) -> dict:
+    """The prior folder's psd_prior.json ({} for a hub id or a folder without one)."""
     path = Path(cfg.prior.model) / "psd_prior.json"
     if not path.is_file():
-        return []
-    return list(json.loads(path.read_text()).get("known_concepts", []))
+        return {}
+    return json.loads(path.read_text())
+
+
+def known_concepts(cfg: RunConfig) -> list[str]:
+    """Concepts listed by the prior folder's psd_prior.json (empty if none are listed)."""
+    return list(prior_manifest(cfg).get("known_concepts", []))
+
+
+def trained_prompt_config(manifest: dict) -> PromptConfig:
+    """The view words a prior's captions used (psd_prior.json "views"; DreamFusion's words if it does not say)."""
+    views = manifest.get("views")
+    if not views:
+        return PromptConfig()
+    return PromptConfig(azimuth_views=tuple(views["azimuth_views"]), view_format=views["view_format"],
+                        overhead_view_format=views["overhead_view_format"])
+
+
+def _view_words(cfg: PromptConfig) -> dict:
+    return {"azimuth_views": list(cfg.azimuth_views), "view_format": cfg.view_format,
+            "overhead_view_format": cfg.overhead_view_format} if cfg.azimuth_views else {"azimuth_views": []}
+
+
+def view_words_warning(cfg: RunConfig) -> str | None:
+    """A warning if the run names its cameras with other view words than the prior's training captions."""
+    manifest = prior_manifest(cfg)
+    if "views" not in manifest or not cfg.prompt_processing.view_dependent:
+        return None  # a prior that does not say is trusted
+    trained, used = _view_words(trained_prompt_config(manifest)), _view_words(cfg.prompt_processing)
+    if trained == used:
+        return None
+    names = ",".join(trained["azimuth_views"])
+    return (f"the prior was trained with the view words {trained}, but this run uses {used}: the views "
+            f"will not mean what the prior learned. Set prompt_processing.azimuth_views={names} "
+            f"(and the view formats) as in {cfg.prior.model}/psd_prior.json, or use its preset.")
 
 
 @torch.no_grad()

@@ -125,8 +125,39 @@ def test_captions_name_the_view_of_the_camera():
     assert world.caption(_front("cube", azimuth_deg=180.0), with_view=False) == "a red cube"
     cfg = PromptConfig()
     for spec in world.sample_specs(200, np.random.default_rng(3)):
-        view = view_direction(spec.elevation_deg, spec.azimuth_deg, cfg)
+        view = view_direction(spec.elevation_deg, spec.azimuth_deg - spec.yaw_deg, cfg)
         assert world.caption(spec) == view_prompt(f"a {spec.color} {spec.shape}", view, cfg)
+
+
+SECTORS = PromptConfig(azimuth_views=world.AZIMUTH_VIEWS)
+
+
+def test_a_caption_names_the_view_relative_to_the_object_as_the_engine_sees_it():
+    """A cube turned by 45 degrees seen from azimuth 45 is the unturned cube seen from the front: the
+    same picture and the same caption, which is what a run (objects never turned) asks the prior for."""
+    turned = _front("cube", yaw_deg=45.0, azimuth_deg=45.0, light_azimuth_deg=45.0)
+    straight = _front("cube", yaw_deg=0.0, azimuth_deg=0.0, light_azimuth_deg=0.0)
+    np.testing.assert_allclose(world.render_specs([turned], 32), world.render_specs([straight], 32), atol=2e-3)
+    assert world.caption(turned, prompt_cfg=SECTORS) == world.caption(straight, prompt_cfg=SECTORS) == \
+        "a red cube, front view"
+    edge = _front("cube", yaw_deg=45.0, azimuth_deg=0.0, light_azimuth_deg=0.0)
+    assert world.caption(edge, prompt_cfg=SECTORS) == "a red cube, front-left view"
+    above = _front("cube", yaw_deg=10.0, azimuth_deg=100.0, elevation_deg=70.0)
+    assert world.caption(above, prompt_cfg=SECTORS) == "a red cube, right view from above"
+    assert world.caption(above, prompt_cfg=SECTORS, relative=False) == "a red cube, right view from above"
+    assert world.caption(edge, prompt_cfg=SECTORS, relative=False) == "a red cube, front view", \
+        "relative=False: the camera's own azimuth (the shipped reward's captions)"
+
+
+def test_a_mirrored_picture_is_the_view_from_the_mirrored_azimuth():
+    """Training mirrors images at random, so a mirrored image must get the mirrored view word."""
+    from psd_engine.prompts import mirror_view
+
+    right = _front("cube", yaw_deg=0.0, azimuth_deg=30.0, light_azimuth_deg=30.0)
+    left = _front("cube", yaw_deg=0.0, azimuth_deg=-30.0, light_azimuth_deg=-30.0)
+    np.testing.assert_allclose(world.render_specs([right], 32)[:, :, ::-1], world.render_specs([left], 32), atol=2e-3)
+    assert world.view_of(right, SECTORS) == "front-right"
+    assert mirror_view(world.view_of(right, SECTORS), SECTORS) == world.view_of(left, SECTORS) == "front-left"
 
 
 def test_parse_prompt_finds_shape_and_colour_words():

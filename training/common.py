@@ -23,7 +23,7 @@ def apply_set_overrides(cfg: Config, items: list[str]) -> Config:
             if isinstance(current, tuple):
                 # An empty default tuple has no element to take the type from: read numbers as int.
                 kind = type(current[0]) if current else int
-                parsed = tuple(kind(v) for v in value.strip("()").split(",") if v.strip())
+                parsed = tuple(kind(v.strip()) for v in value.strip("()").split(",") if v.strip())
             elif isinstance(current, bool):
                 parsed = value.lower() in ("1", "true", "yes", "on")
             else:

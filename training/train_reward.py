@@ -41,7 +41,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from psd_engine.config import PromptConfig  # noqa: E402
-from psd_engine.prompts import view_direction  # noqa: E402
 from psd_engine.shapes import degrade, world  # noqa: E402
 from psd_engine.shapes.taste import taste_2d  # noqa: E402
 from training.common import apply_set_overrides, output_folder, recorded_command  # noqa: E402
@@ -190,17 +189,22 @@ class Captions:
         self.cfg = cfg
         self.prompt_cfg = PromptConfig()
 
+    # The shipped reward's captions name the view by the camera's own azimuth (world.view_of), as
+    # the world did when it was trained; kept so that its recorded command reproduces it. The
+    # reward scores the plain prompt in a run (reward.use_view_prompt false), so the words matter little.
+    relative_views = False
+
     def view(self, spec: world.ShapeSpec) -> str:
         """The engine's view name of a spec's camera."""
-        return view_direction(spec.elevation_deg, spec.azimuth_deg, self.prompt_cfg)
+        return world.view_of(spec, self.prompt_cfg, relative=self.relative_views)
 
     def pick(self, spec: world.ShapeSpec, rng: np.random.Generator) -> tuple[str, str]:
         """(caption, view key): key "none" when the caption has no view suffix."""
         with_view = rng.random() >= self.cfg.no_view_prob
         if rng.random() < self.cfg.paraphrase_prob:
-            text = world.paraphrase(spec, rng, with_view=with_view)
+            text = world.paraphrase(spec, rng, with_view=with_view, relative=self.relative_views)
         else:
-            text = world.caption(spec, with_view=with_view)
+            text = world.caption(spec, with_view=with_view, relative=self.relative_views)
         return text, self.view(spec) if with_view else "none"
 
 

@@ -27,7 +27,9 @@ Folder format (a local folder; a hub id is read the same way except psd_prior.js
                          (a camera-conditioned UNet: class_embed_type "projection" fed the
                          features of models/camera_condition.py with these azimuth harmonics),
                          camera_map (true: in_channels 6, the noisy image then the camera map
-                         of models/camera_condition.py).
+                         of models/camera_condition.py), views (the view words of the training
+                         captions: {"azimuth_views": [...], "view_format", "overhead_view_format"}
+                         as in PromptConfig; a run naming its cameras otherwise is warned).
 
 Text embeddings: tokenizer(prompts, padding="max_length", truncation=True, max_length) ->
 encoder(input_ids, attention_mask).last_hidden_state, shape (B, max_length, hidden), float32
@@ -56,6 +58,7 @@ MANIFEST_KEYS = (
     "known_concepts",  # what a closed-world prior knows; read by psd_engine.knowledge for warnings
     "camera_harmonics",  # a camera-conditioned UNet's azimuth harmonics (models/camera_condition.py)
     "camera_map",  # true: the UNet takes a camera map as 3 more input channels (models/camera_condition.py)
+    "views",  # the view words of the training captions; read by psd_engine.knowledge for warnings
 )
 DEFAULT_PACKAGE_SUBFOLDER = "model"
 

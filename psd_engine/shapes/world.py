@@ -49,6 +49,11 @@ COLOR_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 HELD_OUT_FILE = Path(__file__).with_name("held_out.json")
+# The azimuth sectors the offline prior is captioned with (PromptConfig.azimuth_views), 45 degrees
+# each: narrow enough that the view word tells whether a cube faces the camera or shows an edge.
+# "right" is towards positive azimuth (+X), as a viewer standing at the front sees it.
+AZIMUTH_VIEWS: tuple[str, ...] = ("front", "front-right", "right", "back-right", "back", "back-left", "left",
+                                  "front-left")
 
 
 @dataclass
@@ -117,24 +122,38 @@ def base_prompt(shape: str, color: str) -> str:
     return f"a {color} {shape}"
 
 
-def caption(spec: ShapeSpec, with_view: bool = True, prompt_cfg: PromptConfig | None = None) -> str:
+def view_of(spec: ShapeSpec, prompt_cfg: PromptConfig | None = None, relative: bool = True) -> str:
+    """The view name of a render as the engine names it, from the camera's azimuth relative to the
+    object's front (the engine's objects are not turned, so there the camera azimuth is that).
+
+    relative=False names it by the camera's own azimuth, as the shipped reward's captions were
+    made; with the object's yaw drawn at random, such a word says nothing about the picture.
+    """
+    cfg = prompt_cfg or PromptConfig()
+    azimuth = spec.azimuth_deg - spec.yaw_deg if relative else spec.azimuth_deg
+    return view_direction(spec.elevation_deg, azimuth, cfg)
+
+
+def caption(spec: ShapeSpec, with_view: bool = True, prompt_cfg: PromptConfig | None = None,
+            relative: bool = True) -> str:
     """The caption of a render, e.g. "a red cube, front view" (view named as the engine names it)."""
     text = base_prompt(spec.shape, spec.color)
     if not with_view:
         return text
     cfg = prompt_cfg or PromptConfig()
-    return view_prompt(text, view_direction(spec.elevation_deg, spec.azimuth_deg, cfg), cfg)
+    return view_prompt(text, view_of(spec, cfg, relative), cfg)
 
 
-def paraphrase(spec: ShapeSpec, rng: np.random.Generator, with_view: bool = True) -> str:
+def paraphrase(spec: ShapeSpec, rng: np.random.Generator, with_view: bool = True,
+               prompt_cfg: PromptConfig | None = None, relative: bool = True) -> str:
     """A caption with synonym words ("a crimson box, side view") for text-robust training."""
-    cfg = PromptConfig()
+    cfg = prompt_cfg or PromptConfig()
     shape_word = str(rng.choice(SHAPE_SYNONYMS[spec.shape]))
     color_word = str(rng.choice(COLOR_SYNONYMS[spec.color]))
     text = f"a {color_word} {shape_word}"
     if not with_view:
         return text
-    return view_prompt(text, view_direction(spec.elevation_deg, spec.azimuth_deg, cfg), cfg)
+    return view_prompt(text, view_of(spec, cfg, relative), cfg)
 
 
 def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:

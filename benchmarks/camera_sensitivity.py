@@ -1,8 +1,10 @@
 """How much a prior's noise prediction depends on the camera, the view word and the colour word.
 
-Noisy renders of a red cube from the shapes world (yaw 0; elevations and azimuths below) go
-through the prior at a few timesteps; the table gives the RMS change of the predicted noise
-when one input changes, as a percentage of the prediction's RMS. A camera-conditioned prior
+Noisy renders of a red cube from the shapes world (yaw 0; elevations and azimuths below),
+captioned in the prior's own view words (psd_prior.json "views"), go through the prior at a few
+timesteps; the table gives the RMS change of the predicted noise when one input changes (the
+view word as for a camera turned by 90 degrees, or 45 for a prior with azimuth sectors; the
+colour word; the camera), as a percentage of the prediction's RMS. A camera-conditioned prior
 (psd_prior.json "camera_harmonics" or "camera_map") that reads its camera shows a clear change for "camera
 azimuth +45"; a text-only prior has no camera rows.
 
@@ -12,6 +14,7 @@ azimuth +45"; a text-only prior has no camera rows.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,7 +25,9 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from psd_engine.config import PriorConfig  # noqa: E402
+from psd_engine.knowledge import trained_prompt_config  # noqa: E402
 from psd_engine.models import load_prior  # noqa: E402
+from psd_engine.prompts import view_direction, view_prompt  # noqa: E402
 from psd_engine.scene.cameras import make_cameras  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 
@@ -43,8 +48,14 @@ def sensitivity(prior_path: str, timesteps: list[int], seed: int = 0) -> list[di
     z = torch.from_numpy(world.render_specs(specs, prior.resolution)).permute(0, 3, 1, 2) * 2.0 - 1.0
     elevation = torch.tensor([s.elevation_deg for s in specs])
     azimuth = torch.tensor([s.azimuth_deg for s in specs])
-    words = ["overhead" if s.elevation_deg >= 60 else "front" for s in specs]
-    emb = prior.encode_text([f"a red cube, {w} view" for w in words])
+    prompt_cfg = trained_prompt_config(json.loads((Path(prior_path) / "psd_prior.json").read_text()))
+
+    def captions(colour: str, turn: float = 0.0) -> torch.Tensor:
+        # Each render's caption in the prior's own view words, for the camera turned by `turn` degrees.
+        views = [view_direction(s.elevation_deg, s.azimuth_deg + turn, prompt_cfg) for s in specs]
+        return prior.encode_text([view_prompt(f"a {colour} cube", v, prompt_cfg) for v in views])
+
+    emb = captions("red")
 
     def cameras(azimuth: torch.Tensor):
         n = len(specs)
@@ -53,9 +64,11 @@ def sensitivity(prior_path: str, timesteps: list[int], seed: int = 0) -> list[di
 
     camera = cameras(azimuth)
     changes = {
-        "view word -> side": dict(text=prior.encode_text(["a red cube, side view"] * len(specs))),
-        "colour word red -> blue": dict(text=prior.encode_text([f"a blue cube, {w} view" for w in words])),
+        "view word, camera +90": dict(text=captions("red", 90.0)),
+        "colour word red -> blue": dict(text=captions("blue")),
     }
+    if prompt_cfg.azimuth_views:  # sectors narrower than 90 degrees: the word that tells a cube's turn
+        changes["view word, camera +45"] = dict(text=captions("red", 45.0))
     if camera is not None:
         changes["camera azimuth +45"] = dict(camera=cameras(azimuth + 45.0))
         changes["camera unknown (zeros)"] = dict(camera=torch.zeros_like(camera))

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     prior = load_prior(cfg.prior, torch.device("cpu"))
     spec = world.ShapeSpec(args.shape, args.colour, yaw_deg=20.0)
     image = torch.tensor(np.array(world.render_specs([spec], cfg.prior.resolution or 32))).permute(0, 3, 1, 2).float()
-    prompt = world.caption(spec)  # with the view suffix the engine adds ("..., front view")
+    prompt = world.caption(spec, prompt_cfg=cfg.prompt_processing)  # with the view suffix the engine adds
     generator = torch.Generator().manual_seed(args.seed)
     print(f"prompt {prompt!r}; true colour {world.COLORS[args.colour]}; mean push per channel (R, G, B) "
           "inside the object")

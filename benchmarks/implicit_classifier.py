@@ -16,6 +16,7 @@ a prior that cannot tell them apart scores about 50 %; with all five, about 20 %
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch  # noqa: E402
 
 from benchmarks.report import reproduce_command, write_report  # noqa: E402
 from psd_engine.config import PriorConfig  # noqa: E402
+from psd_engine.knowledge import trained_prompt_config  # noqa: E402
 from psd_engine.models import load_prior  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 
@@ -49,6 +51,7 @@ def classify(prior_path: str, shapes: list[str], colours: list[str], timesteps: 
              seed: int = 0) -> list[dict]:
     """One row per (view band, true shape, timestep): accuracy and mean error gap of the implicit classifier."""
     prior = load_prior(PriorConfig(kind="pixel", model=prior_path), torch.device("cpu"))
+    prompt_cfg = trained_prompt_config(json.loads((Path(prior_path) / "psd_prior.json").read_text()))
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for band_name, band in BANDS.items():
@@ -56,7 +59,8 @@ def classify(prior_path: str, shapes: list[str], colours: list[str], timesteps: 
             specs = renders(true_shape, colours, band, n, seed)
             x = torch.from_numpy(world.render_specs(specs, prior.resolution)).permute(0, 3, 1, 2) * 2.0 - 1.0
             # Each render's own world caption (colour, view word), with each candidate's shape word.
-            emb = {s: prior.encode_text([world.caption(replace(spec, shape=s)) for spec in specs]) for s in shapes}
+            emb = {s: prior.encode_text([world.caption(replace(spec, shape=s), prompt_cfg=prompt_cfg) for spec in specs])
+                   for s in shapes}
             for t in timesteps:
                 ab = prior.alphas_cumprod[t]
                 noise = torch.randn(x.shape, generator=generator)

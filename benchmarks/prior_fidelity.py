@@ -20,7 +20,8 @@ import torch  # noqa: E402
 
 from psd_engine.shapes import world  # noqa: E402
 from psd_engine.shapes.judge import load_judge  # noqa: E402
-from training.sample_prior import load_prior, prompts_for, sample, view_cameras  # noqa: E402
+from psd_engine.knowledge import trained_prompt_config  # noqa: E402
+from training.sample_prior import default_views, load_prior, prompts_for, sample, view_cameras  # noqa: E402
 from training.train_prior import encode_texts, load_text_encoder  # noqa: E402
 
 
@@ -29,14 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prior", default=str(ROOT / "assets" / "shapes-prior"))
     ap.add_argument("--pairs", choices=("train", "held-out", "all"), default="train")
-    ap.add_argument("--views", nargs="+", default=["front", "side", "back"])
+    ap.add_argument("--views", nargs="+", default=None,
+                    help="view names of the prior's captions (default: its front, a quarter turn and its back)")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--cfg", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     unet, scheduler, meta = load_prior(Path(args.prior))
+    prompt_cfg = trained_prompt_config(meta)
+    args.views = args.views or default_views(prompt_cfg)
     tokenizer, encoder = load_text_encoder()
-    prompts = prompts_for(args.pairs, args.views)
+    try:
+        prompts = prompts_for(args.pairs, args.views, prompt_cfg)
+    except ValueError as err:
+        raise SystemExit(f"--views: {err}") from None
     cond = encode_texts(tokenizer, encoder, prompts, meta["max_length"])
     uncond = encode_texts(tokenizer, encoder, [""], meta["max_length"])
     images = sample(unet, scheduler, cond, uncond, args.steps, args.cfg, torch.Generator().manual_seed(args.seed),

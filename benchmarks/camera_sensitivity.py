@@ -14,7 +14,6 @@ azimuth +45"; a text-only prior has no camera rows.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from psd_engine.config import PriorConfig  # noqa: E402
-from psd_engine.knowledge import trained_prompt_config  # noqa: E402
+from psd_engine.knowledge import prior_manifest, trained_prompt_config  # noqa: E402
 from psd_engine.models import load_prior  # noqa: E402
 from psd_engine.prompts import view_direction, view_prompt  # noqa: E402
 from psd_engine.scene.cameras import make_cameras  # noqa: E402
@@ -48,7 +47,7 @@ def sensitivity(prior_path: str, timesteps: list[int], seed: int = 0) -> list[di
     z = torch.from_numpy(world.render_specs(specs, prior.resolution)).permute(0, 3, 1, 2) * 2.0 - 1.0
     elevation = torch.tensor([s.elevation_deg for s in specs])
     azimuth = torch.tensor([s.azimuth_deg for s in specs])
-    prompt_cfg = trained_prompt_config(json.loads((Path(prior_path) / "psd_prior.json").read_text()))
+    prompt_cfg = trained_prompt_config(prior_manifest(prior_path))
 
     def captions(colour: str, turn: float = 0.0) -> torch.Tensor:
         # Each render's caption in the prior's own view words, for the camera turned by `turn` degrees.

@@ -16,7 +16,6 @@ a prior that cannot tell them apart scores about 50 %; with all five, about 20 %
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch  # noqa: E402
 
 from benchmarks.report import reproduce_command, write_report  # noqa: E402
 from psd_engine.config import PriorConfig  # noqa: E402
-from psd_engine.knowledge import trained_prompt_config  # noqa: E402
+from psd_engine.knowledge import prior_manifest, trained_prompt_config  # noqa: E402
 from psd_engine.models import load_prior  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 
@@ -51,7 +50,7 @@ def classify(prior_path: str, shapes: list[str], colours: list[str], timesteps: 
              seed: int = 0) -> list[dict]:
     """One row per (view band, true shape, timestep): accuracy and mean error gap of the implicit classifier."""
     prior = load_prior(PriorConfig(kind="pixel", model=prior_path), torch.device("cpu"))
-    prompt_cfg = trained_prompt_config(json.loads((Path(prior_path) / "psd_prior.json").read_text()))
+    prompt_cfg = trained_prompt_config(prior_manifest(prior_path))
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for band_name, band in BANDS.items():

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from .models.text import TextEncoder
 
 
-def prior_manifest(cfg: RunConfig) -> dict:
-    """The prior folder's psd_prior.json ({} for a hub id or a folder without one)."""
-    path = Path(cfg.prior.model) / "psd_prior.json"
+def prior_manifest(folder: str | Path) -> dict:
+    """A prior folder's psd_prior.json ({} for a hub id or a folder without one)."""
+    path = Path(folder) / "psd_prior.json"
     if not path.is_file():
         return {}
     return json.loads(path.read_text())
@@ -32,7 +32,7 @@ def prior_manifest(cfg: RunConfig) -> dict:
 
 def known_concepts(cfg: RunConfig) -> list[str]:
     """Concepts listed by the prior folder's psd_prior.json (empty if none are listed)."""
-    return list(prior_manifest(cfg).get("known_concepts", []))
+    return list(prior_manifest(cfg.prior.model).get("known_concepts", []))
 
 
 def trained_prompt_config(manifest: dict) -> PromptConfig:
@@ -51,7 +51,7 @@ def _view_words(cfg: PromptConfig) -> dict:
 
 def view_words_warning(cfg: RunConfig) -> str | None:
     """A warning if the run names its cameras with other view words than the prior's training captions."""
-    manifest = prior_manifest(cfg)
+    manifest = prior_manifest(cfg.prior.model)
     if "views" not in manifest or not cfg.prompt_processing.view_dependent:
         return None  # a prior that does not say is trusted
     trained, used = _view_words(trained_prompt_config(manifest)), _view_words(cfg.prompt_processing)

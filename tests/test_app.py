@@ -438,4 +438,4 @@ def test_offline_preset_text_tells_users_what_it_knows_and_its_known_limits():
 
     text = app.preset_markdown("shapes")
     assert "knows only simple coloured shapes (cube, sphere, cylinder, cone, torus" in text
-    assert "a cube's top is round" in text and "orange turns red" in text
+    assert "a cube is a rounded cube with a squarish top" in text and "orange comes out red-orange" in text

@@ -179,18 +179,20 @@ def test_first_preview_times_the_app_handler_and_a_cold_cli_up_to_their_first_pi
     assert len(start) == len(guided) == 1 and 0 < start[0] < guided[0]
 
 
-def test_guidance_colour_shows_cfg_pushing_green_down_on_a_true_orange_cube(capsys):
-    # The documented cause of "an orange cube" turning red (docs/results/evidence.md).
-    assert guidance_colour.main(["--shape", "cube", "--colour", "orange", "--t", "0.2", "0.5", "--samples", "8"]) == 0
+def test_guidance_colour_shows_cfg_pushing_a_true_orange_cube_towards_red(capsys):
+    # The documented cause of "an orange cube" turning red-orange (docs/results/evidence.md): at mid and
+    # high noise the guidance term raises red and lowers green, which moves orange's hue towards red.
+    assert guidance_colour.main(["--shape", "cube", "--colour", "orange", "--t", "0.5", "0.8", "--samples", "8"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("prompt 'a orange cube, front view'; true colour (1.0, 0.5, 0.04)")
     rows = [line.strip("|").split("|") for line in out[3:-1]]
-    assert [float(r[0]) for r in rows] == [0.2, 0.5]
+    assert [float(r[0]) for r in rows] == [0.5, 0.8]
     # The shipped reward prefers the true colour for this prompt: a reward could steer it back.
-    assert out[-1].startswith("reward of 'a orange cube' on world renders of a cube in each colour: orange ")
-    for _, cond, guide in rows:
-        green_cond, green_guide = float(cond.split()[1]), float(guide.split()[1])
-        assert green_guide < -0.02 and green_guide < green_cond
+    reward = dict(pair.rsplit(" ", 1) for pair in out[-1].split(": ", 1)[1].split(", "))
+    assert max(reward, key=lambda c: float(reward[c])) == "orange"
+    for _, _, guide in rows:
+        red, green, _ = (float(v) for v in guide.split())
+        assert red > 0.0 and red - green > 0.01
 
 
 def test_camera_sensitivity_reports_camera_rows_only_for_a_camera_conditioned_prior(tmp_path):

@@ -8,16 +8,24 @@ from psd_engine.engine import Run, check_preset, default_preset
 from psd_engine.evaluation import EvalConfig, render_views, score_views
 from psd_engine.export import extract_mesh, write_glb
 from psd_engine.export.raster import render_glb
-from psd_engine.knowledge import known_concepts, prompt_warning
+from psd_engine.knowledge import known_concepts, prompt_warning, view_words_warning
 from psd_engine.scene.cameras import orbit_cameras
 from psd_engine.shapes.judge import load_judge
-from psd_engine.shapes.world import parse_prompt
+from psd_engine.shapes.world import AZIMUTH_VIEWS, parse_prompt
 
 
 def test_shapes_preset_is_available_offline_and_the_default(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert check_preset("shapes") is None
     assert default_preset() == "shapes"  # no GPU here
+
+
+def test_the_preset_names_its_views_as_the_shipped_prior_was_captioned():
+    cfg = resolve_config("shapes", prompt="a red cube")
+    assert view_words_warning(cfg) is None
+    assert cfg.prompt_processing.azimuth_views == AZIMUTH_VIEWS
+    other = resolve_config("shapes", ["prompt_processing.azimuth_views=front,right,back,left"], prompt="a red cube")
+    assert "prompt_processing.azimuth_views=front,front-right,right,back-right" in view_words_warning(other)
 
 
 def test_prompt_warning_for_far_prompts_only():

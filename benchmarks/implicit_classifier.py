@@ -46,6 +46,21 @@ def renders(shape: str, colours: list[str], band: tuple[float, float], n: int, s
 
 
 @torch.no_grad()
+def noise_errors(prior, x: torch.Tensor, embeddings: dict, t: int, generator: torch.Generator,
+                 repeats: int = 1) -> dict:
+    """Per image, the noise-prediction MSE under each candidate caption's embedding (same noise for all; mean of `repeats` draws)."""
+    total = {key: torch.zeros(x.shape[0]) for key in embeddings}
+    ab = prior.alphas_cumprod[t]
+    tt = torch.full((x.shape[0],), t)
+    for _ in range(repeats):
+        noise = torch.randn(x.shape, generator=generator)
+        x_t = ab.sqrt() * x + (1.0 - ab).sqrt() * noise
+        for key, e in embeddings.items():
+            total[key] += (prior.predict_noise(x_t, tt, e) - noise).pow(2).mean(dim=(1, 2, 3)) / repeats
+    return total
+
+
+@torch.no_grad()
 def classify(prior_path: str, shapes: list[str], colours: list[str], timesteps: list[int], n: int,
              seed: int = 0) -> list[dict]:
     """One row per (view band, true shape, timestep): accuracy and mean error gap of the implicit classifier."""
@@ -61,17 +76,23 @@ def classify(prior_path: str, shapes: list[str], colours: list[str], timesteps: 
             emb = {s: prior.encode_text([world.caption(replace(spec, shape=s), prompt_cfg=prompt_cfg) for spec in specs])
                    for s in shapes}
             for t in timesteps:
-                ab = prior.alphas_cumprod[t]
-                noise = torch.randn(x.shape, generator=generator)
-                x_t = ab.sqrt() * x + (1.0 - ab).sqrt() * noise
-                tt = torch.full((n,), t)
-                err = {s: (prior.predict_noise(x_t, tt, e) - noise).pow(2).mean(dim=(1, 2, 3)) for s, e in emb.items()}
+                err = noise_errors(prior, x, emb, t, generator)
                 wrong = torch.stack([err[s] for s in shapes if s != true_shape]).min(dim=0).values
                 right = err[true_shape]
                 rows.append({"view": band_name, "shape": true_shape, "t": t,
                              "accuracy": float((right < wrong).float().mean()),
                              "gap": float(((wrong - right) / right).mean() * 100.0)})
     return rows
+
+
+def timestep_table(intro: str, label_columns: list[str], labels, rows: list[dict], timesteps: list[int], cell) -> str:
+    """A Markdown table: rows grouped by len(timesteps), label columns from the group's first row, one cell per t."""
+    lines = [intro, "", "| " + " | ".join(label_columns) + " | " + " | ".join(f"t = {t}" for t in timesteps) + " |",
+             "|---" * (len(timesteps) + len(label_columns)) + "|"]
+    for i in range(0, len(rows), len(timesteps)):
+        group = rows[i:i + len(timesteps)]
+        lines.append("| " + " | ".join(labels(group[0])) + " | " + " | ".join(cell(r) for r in group) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,18 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"give at least two shapes of {', '.join(world.SHAPES)} and colours of "
                          f"{', '.join(world.COLORS)}; unknown: {', '.join(unknown) or 'none'}")
     rows = classify(str(ROOT / args.prior), args.shapes, args.colours, args.timesteps, args.n, args.seed)
-    lines = [f"Prior `{args.prior}`; candidates {', '.join(args.shapes)}; {args.n} renders per shape and view band "
+    intro = (f"Prior `{args.prior}`; candidates {', '.join(args.shapes)}; {args.n} renders per shape and view band "
              f"(colours {', '.join(args.colours)}), seed {args.seed}. Each cell: renders whose own caption gives the "
-             "smaller noise-prediction error / mean error gap to the best wrong caption (% of the right caption's error).",
-             "",
-             "| view | shape | " + " | ".join(f"t = {t}" for t in args.timesteps) + " |",
-             "|---" * (len(args.timesteps) + 2) + "|"]
-    for i in range(0, len(rows), len(args.timesteps)):
-        group = rows[i:i + len(args.timesteps)]
-        cells = " | ".join(f"{100 * r['accuracy']:.0f} % / {r['gap']:+.1f}" for r in group)
-        lines.append(f"| {group[0]['view']} | {group[0]['shape']} | {cells} |")
-    write_report(Path(args.out), args.name, "The prior as a classifier", reproduce_command("implicit_classifier.py", argv),
-                 "\n".join(lines) + "\n")
+             "smaller noise-prediction error / mean error gap to the best wrong caption (% of the right caption's error).")
+    body = timestep_table(intro, ["view", "shape"], lambda r: [r["view"], r["shape"]], rows, args.timesteps,
+                          lambda r: f"{100 * r['accuracy']:.0f} % / {r['gap']:+.1f}")
+    write_report(Path(args.out), args.name, "The prior as a classifier",
+                 reproduce_command("implicit_classifier.py", argv), body)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -349,3 +350,40 @@ def test_image_sds_writes_a_row_per_prior_prompt_and_start(tmp_path):
     resolution = resolve_config("tiny-random").render.resolution
     assert iio.imread(tmp_path / "image_sds.png").shape[:2] == (2 * (resolution + 2) * 4,
                                                                 image_sds.SNAPSHOTS * (resolution + 2) * 4)
+
+
+class _FrontWordPrior(_ShapeWordPrior):
+    """A stand-in prior that predicts zero noise for captions with a face-on view word ("front view ...") and noise
+    1 for any other caption; it records the captions it was given."""
+
+    def __init__(self):
+        self.captions = []
+
+    def encode_text(self, captions: list[str]) -> torch.Tensor:
+        self.captions.append(list(captions))
+        return torch.tensor([[[0.0 if ", front view" in c else 1.0]] for c in captions])
+
+
+def test_turn_classifier_captions_each_cube_with_its_face_on_and_edge_on_words(monkeypatch, tmp_path):
+    from benchmarks import turn_classifier
+
+    specs, face_on = turn_classifier.turned_cubes((60.0, 80.0), 10, np.random.default_rng(0))
+    relative = np.array([(s.azimuth_deg - s.yaw_deg) for s in specs])
+    assert list(face_on) == [True, False] * 5
+    assert np.all(np.abs(relative[face_on]) <= 10.0) and np.all(np.abs(relative[~face_on] - 45.0) <= 10.0)
+    assert all(60.0 <= s.elevation_deg <= 80.0 and (s.shape, s.color) == ("cube", "red") for s in specs)
+
+    prior = _FrontWordPrior()
+    monkeypatch.setattr(turn_classifier, "load_prior", lambda cfg, device: prior)
+    rows = turn_classifier.classify_turns(str(Path(__file__).resolve().parents[1] / "assets" / "shapes-prior"), [100, 500], n=8, repeats=2)
+    assert [(r["view"], r["t"]) for r in rows] == [(v, t) for v in turn_classifier.BANDS for t in (100, 500)]
+    # The face-on caption always wins here, so exactly the face-on half is right.
+    assert all(r["accuracy"] == 0.5 for r in rows)
+    assert prior.captions[0][0] == "a red cube, front view" and prior.captions[1][0] == "a red cube, front-right view"
+    assert prior.captions[2][0] == "a red cube, front view from above"
+    assert rows[0]["words"] == "'a red cube, front view' / 'a red cube, front-right view'"
+
+    assert turn_classifier.main(["--timesteps", "100", "500", "--n", "4", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "turn_classifier.md").read_text().splitlines()
+    assert "| view | captions (face-on / edge-on) | t = 100 | t = 500 |" in table
+    assert "| above (60-80) | 'a red cube, front view from above' / 'a red cube, front-right view from above' | 50 % | 50 % |" in table

@@ -40,7 +40,7 @@ from psd_engine.shapes.judge import fidelity, load_judge  # noqa: E402
 from psd_engine.shapes.taste import taste_components  # noqa: E402
 
 DEMO_PROMPTS = ["a red cube", "a blue sphere", "a green cone", "a yellow torus", "a purple cylinder"]
-HELD_OUT_PROMPTS = ["a blue cone"]
+HELD_OUT_PROMPTS = ["a blue cone", "a purple cube"]
 
 
 def split_grid(image: np.ndarray, n: int) -> list[np.ndarray]:

@@ -44,9 +44,10 @@ def trained_prompt_config(manifest: dict) -> PromptConfig:
                         overhead_view_format=views["overhead_view_format"])
 
 
-def _view_words(cfg: PromptConfig) -> dict:
+def view_words(cfg: PromptConfig) -> dict:
+    """The view words of cfg as psd_prior.json records them ("views"; read back by trained_prompt_config)."""
     return {"azimuth_views": list(cfg.azimuth_views), "view_format": cfg.view_format,
-            "overhead_view_format": cfg.overhead_view_format} if cfg.azimuth_views else {"azimuth_views": []}
+            "overhead_view_format": cfg.overhead_view_format}
 
 
 def view_words_warning(cfg: RunConfig) -> str | None:
@@ -54,7 +55,9 @@ def view_words_warning(cfg: RunConfig) -> str | None:
     manifest = prior_manifest(cfg.prior.model)
     if "views" not in manifest or not cfg.prompt_processing.view_dependent:
         return None  # a prior that does not say is trusted
-    trained, used = _view_words(trained_prompt_config(manifest)), _view_words(cfg.prompt_processing)
+    trained, used = view_words(trained_prompt_config(manifest)), view_words(cfg.prompt_processing)
+    if not trained["azimuth_views"] and not used["azimuth_views"]:
+        return None  # both DreamFusion's words: the sector formats are not used
     if trained == used:
         return None
     names = ",".join(trained["azimuth_views"])

@@ -49,12 +49,17 @@ def view_direction(elevation_deg: float, azimuth_deg: float, cfg: PromptConfig) 
     return "side"
 
 
+def split_overhead(view: str) -> tuple[bool, str]:
+    """A sector view's name as (seen from above, sector name): "overhead front-right" -> (True, "front-right")."""
+    prefix = f"{OVERHEAD} "
+    return (True, view[len(prefix):]) if view.startswith(prefix) else (False, view)
+
+
 def mirror_view(view: str, cfg: PromptConfig) -> str:
     """The view's name in the mirror image (azimuth negated): sectors swap sides, DreamFusion's words stay."""
     if not cfg.azimuth_views:
         return view
-    overhead = view.startswith(f"{OVERHEAD} ")
-    name = view[len(OVERHEAD) + 1:] if overhead else view
+    overhead, name = split_overhead(view)
     n = len(cfg.azimuth_views)
     mirrored = cfg.azimuth_views[(-cfg.azimuth_views.index(name)) % n]
     return f"{OVERHEAD} {mirrored}" if overhead else mirrored
@@ -67,9 +72,8 @@ def view_prompt(prompt: str, view: str, cfg: PromptConfig) -> str:
     if view not in all_views(cfg):
         raise ValueError(f"unknown view '{view}'; these prompts name the views {', '.join(all_views(cfg))}")
     if cfg.azimuth_views:
-        if view.startswith(f"{OVERHEAD} "):
-            return prompt + cfg.overhead_view_format.format(view[len(OVERHEAD) + 1:])
-        return prompt + cfg.view_format.format(view)
+        overhead, name = split_overhead(view)
+        return prompt + (cfg.overhead_view_format if overhead else cfg.view_format).format(name)
     suffix = {
         "front": cfg.front_suffix,
         "side": cfg.side_suffix,

@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 from psd_engine.prompts import all_views, mirror_view, view_prompt  # noqa: E402
 from psd_engine.config import PromptConfig  # noqa: E402
+from psd_engine.knowledge import view_words  # noqa: E402
 from psd_engine.models.camera_condition import CAMERA_MAP_CHANNELS, camera_input, camera_unet_config  # noqa: E402
 from psd_engine.shapes import world  # noqa: E402
 from training.common import apply_set_overrides, output_folder, recorded_command, replace_given  # noqa: E402
@@ -377,9 +378,7 @@ def save_prior(out: Path, unet, scheduler, cfg: PriorTrainConfig, training_info:
     if cfg.camera_map:
         meta["camera_map"] = True
     # The captions' view words: a run must name its cameras the same way (prompt_processing).
-    prompt_cfg = prompt_config(cfg)
-    meta["views"] = {"azimuth_views": list(prompt_cfg.azimuth_views), "view_format": prompt_cfg.view_format,
-                     "overhead_view_format": prompt_cfg.overhead_view_format}
+    meta["views"] = view_words(prompt_config(cfg))
     (out / "psd_prior.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "training.json").write_text(json.dumps(training_info, indent=2) + "\n")
 

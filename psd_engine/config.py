@@ -22,6 +22,9 @@ class ConfigError(ValueError):
     """A configuration value or override is invalid; the message says how to fix it."""
 
 
+AUTOCAST_MODES = ("off", "bfloat16", "auto")
+
+
 @dataclass
 class PriorConfig:
     """The frozen text-to-image diffusion prior."""
@@ -30,6 +33,9 @@ class PriorConfig:
     model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # hub id or local folder
     revision: str | None = None
     dtype: str = "auto"  # "auto" (fp16 on CUDA, fp32 on CPU), "float32", "float16"
+    # UNet forwards of a float32 prior under CPU bfloat16 autocast: "off", "bfloat16", or "auto"
+    # (bfloat16 only where the CPU computes it natively: AVX512-BF16 or AMX; emulated it is slower)
+    autocast: str = "off"
     # image side the prior sees; renders are resized to it. 0 = the model's native side
     # (SD 1.5: 512, SD 2.1: 768, a pixel prior: psd_prior.json "resolution" or the UNet's sample_size)
     resolution: int = 0
@@ -477,6 +483,8 @@ def validate_config(cfg: RunConfig) -> None:
         (cfg.optim.sharpen_scale >= 0, "optim.sharpen_scale must be >= 0"),
         (cfg.camera.batch_size >= 1, "camera.batch_size must be >= 1"),
         (cfg.prior.kind in ("latent", "pixel"), "prior.kind must be 'latent' or 'pixel'"),
+        (cfg.prior.autocast in AUTOCAST_MODES,
+         f"prior.autocast must be one of {', '.join(AUTOCAST_MODES)}; got '{cfg.prior.autocast}'"),
         (cfg.reward.kind in ("hpsv2", "pickscore", "clip", "openclip", "none"),
          "reward.kind must be hpsv2, pickscore, clip, openclip or none"),
     ]

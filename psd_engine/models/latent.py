@@ -20,7 +20,7 @@ from ..config import PriorConfig
 from .base import freeze
 from .hub import check_model_folder, model_source, weights_missing_reported
 from .text import TextEncoder
-from .unet_prior import UNetPrior, apply_gpu_options, resize_square, resolve_dtype
+from .unet_prior import UNetPrior, apply_gpu_options, resize_square, resolve_autocast, resolve_dtype
 
 # Each part of the layout and the file that must be in it.
 SD_LAYOUT = {
@@ -98,4 +98,5 @@ def load_latent_prior(cfg: PriorConfig, device: torch.device, model: str | None 
         resolution=cfg.resolution or native,
         device=device,
         source=name,
+        autocast=resolve_autocast(cfg.autocast, device, dtype),
     )

@@ -50,7 +50,7 @@ from ..config import PriorConfig
 from .base import ModelNotFoundError
 from .hub import OFFLINE_PRESETS_HINT, check_model_folder, model_source, weights_missing_reported
 from .text import TextEncoder
-from .unet_prior import UNetPrior, apply_gpu_options, resize_square, resolve_dtype
+from .unet_prior import UNetPrior, apply_gpu_options, resize_square, resolve_autocast, resolve_dtype
 
 MANIFEST_NAME = "psd_prior.json"
 MANIFEST_KEYS = (
@@ -177,4 +177,5 @@ def load_pixel_prior(cfg: PriorConfig, device: torch.device, model: str | None =
         source=name,
         camera_harmonics=tuple(manifest.get("camera_harmonics") or ()),
         camera_map=bool(manifest.get("camera_map", False)),
+        autocast=resolve_autocast(cfg.autocast, device, dtype),
     )

@@ -1,15 +1,18 @@
 """What latent and pixel priors share: a frozen diffusers UNet, its DDPM noise schedule and a text encoder.
 
-Also the device/dtype choices (fp16 on CUDA when dtype is "auto") and the GPU memory options
+Also the device/dtype choices (fp16 on CUDA when dtype is "auto", bfloat16 autocast on a CPU that has it)
+and the GPU memory options
 (attention slicing, CPU offload, channels_last), which are no-ops on a CPU.
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError, PriorConfig
+from ..config import AUTOCAST_MODES, ConfigError, PriorConfig
 from .base import DiffusionPrior, freeze, model_output_to_epsilon
 from .camera_condition import CAMERA_MAP_CHANNELS, camera_feature_dim
 from .text import TextEncoder
@@ -24,6 +27,22 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name not in _DTYPES:
         raise ConfigError(f"dtype must be 'auto' or one of {', '.join(_DTYPES)}; got '{name}'")
     return _DTYPES[name]
+
+
+def native_cpu_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); torch's probes, absent in old releases."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_autocast(mode: str, device: torch.device, dtype: torch.dtype) -> torch.dtype | None:
+    """The dtype UNet forwards autocast to: bfloat16 for a float32 UNet on a CPU when `mode` asks
+    for it ("auto": only where the CPU has native bfloat16, as emulated it is slower); else None."""
+    if mode not in AUTOCAST_MODES:
+        raise ConfigError(f"prior.autocast must be one of {', '.join(AUTOCAST_MODES)}; got '{mode}'")
+    if mode == "off" or device.type != "cpu" or dtype != torch.float32:
+        return None
+    return torch.bfloat16 if mode == "bfloat16" or native_cpu_bfloat16() else None
 
 
 def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -102,8 +121,10 @@ class UNetPrior(DiffusionPrior):
         source: str,
         camera_harmonics: tuple[int, ...] = (),
         camera_map: bool = False,
+        autocast: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        self.autocast = autocast  # None: the UNet runs in its own dtype
         check_camera_input(unet, camera_harmonics, source, camera_map)
         self.camera_harmonics = tuple(int(k) for k in camera_harmonics)
         self.camera_map = bool(camera_map)
@@ -142,9 +163,11 @@ class UNetPrior(DiffusionPrior):
         if self.camera_harmonics:
             extra["class_labels"] = self._camera_labels(camera, batch).to(self.execution_device, dtype)
         z_in = torch.cat([z_t, self._camera_map_input(camera, z_t)], dim=1) if self.camera_map else z_t
-        out = self.unet(
-            z_in.to(dtype), t, encoder_hidden_states=text_emb.to(self.execution_device, dtype), **extra
-        ).sample.float()
+        cast = contextlib.nullcontext() if self.autocast is None else torch.autocast("cpu", dtype=self.autocast)
+        with cast:
+            out = self.unet(
+                z_in.to(dtype), t, encoder_hidden_states=text_emb.to(self.execution_device, dtype), **extra
+            ).sample.float()
         channels = z_t.shape[1]
         if out.shape[1] == 2 * channels:
             # Learned-variance UNets (DeepFloyd IF) append the variance channels: keep epsilon.

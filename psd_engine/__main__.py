@@ -1,4 +1,4 @@
 """`python -m psd_engine ...`: the command-line interface."""
-from .cli import main
+from .cli import exit_now, main
 
-raise SystemExit(main())
+exit_now(main())

@@ -121,3 +121,16 @@ def test_config_json_reproduces_a_run(tmp_path):
 def test_empty_prompt_is_refused(capsys, tmp_path):
     assert main(["generate", "--prompt", "  ", "--preset", "tiny-random", "--out", str(tmp_path)]) == 2
     assert "--prompt is empty" in capsys.readouterr().err
+
+
+def test_module_entry_point_returns_the_exit_code_and_flushes_its_message(tmp_path):
+    """`python -m psd_engine` ends with os._exit (psd_engine.cli.exit_now): its code and output must survive."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "psd_engine", "generate", "--prompt", " ", "--preset", "tiny-random", "--out",
+         str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "error: --prompt is empty" in proc.stderr
+    listing = subprocess.run([sys.executable, "-m", "psd_engine", "presets"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert listing.returncode == 0 and "shapes" in listing.stdout and "tiny-random" in listing.stdout

@@ -11,6 +11,7 @@ names what was written.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import math
@@ -87,7 +88,7 @@ class Run:
     """Everything one run owns: models, scene, optimiser, RNG, output folder."""
 
     def __init__(self, cfg: RunConfig, profile: bool = False, load_models: bool = True) -> None:
-        """The scene, optimiser and output folder; the models too unless load_models is False (then call it)."""
+        """The scene and output folder (the optimiser at first use); the models too unless load_models is False (then call it)."""
         self.cfg = cfg
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -101,11 +102,6 @@ class Run:
         self.field = build_field(cfg.field).to(self.device)
         self.background = Background(cfg.render).to(self.device)
         self.renderer = VolumeRenderer(cfg.render)
-        groups = self.field.parameter_groups(cfg.optim)
-        bg_params = [p for p in self.background.parameters() if p.requires_grad]
-        if bg_params:
-            groups.append({"params": bg_params, "lr": cfg.optim.background_lr})
-        self.optimizer = torch.optim.Adam(groups, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
         self.preview_cameras = orbit_cameras(
             cfg.camera.preview_views, cfg.camera.preview_elevation, cfg.camera.preview_distance,
             cfg.camera.preview_fovy, device=self.device,
@@ -116,6 +112,17 @@ class Run:
         self.metrics_path.write_text("")
         if load_models:
             self.load_models()
+
+    @functools.cached_property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the field and a learned background, built at first use: a cold process imports
+        torch._dynamo for it (about 1 s here), which the starting-shape preview need not wait for."""
+        o = self.cfg.optim
+        groups = self.field.parameter_groups(o)
+        bg_params = [p for p in self.background.parameters() if p.requires_grad]
+        if bg_params:
+            groups.append({"params": bg_params, "lr": o.background_lr})
+        return torch.optim.Adam(groups, betas=o.betas, weight_decay=o.weight_decay)
 
     def load_models(self) -> None:
         """Load the prior and reward and build the prompts and guidance on them (the slow part of a cold start)."""

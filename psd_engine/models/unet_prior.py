@@ -1,8 +1,8 @@
 """What latent and pixel priors share: a frozen diffusers UNet, its DDPM noise schedule and a text encoder.
 
-Also the device/dtype choices (fp16 on CUDA when dtype is "auto", bfloat16 autocast on a CPU that has it)
-and the GPU memory options
-(attention slicing, CPU offload, channels_last), which are no-ops on a CPU.
+Also the device/dtype choices (fp16 on CUDA when dtype is "auto", bfloat16 autocast on a CPU that
+has it) and the GPU memory options (attention slicing, CPU offload, channels_last), which are
+no-ops on a CPU.
 """
 from __future__ import annotations
 

@@ -77,6 +77,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 2
     repro = "-repro" if args.config else ""  # never overwrite the run being reproduced
     cfg.out_dir = args.out or str(Path("outputs") / f"{_slug(cfg.prompt)}-{cfg.guidance.method}-{cfg.seed}{repro}")
+    if args.quiet:  # the hub's bars and transformers' ("Loading weights"), which asks the hub when it imports
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     bar = tqdm(total=cfg.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
     preview = Path(cfg.out_dir) / "preview.png"
     if not args.quiet:

@@ -134,3 +134,18 @@ def test_module_entry_point_returns_the_exit_code_and_flushes_its_message(tmp_pa
     listing = subprocess.run([sys.executable, "-m", "psd_engine", "presets"], cwd=ROOT, capture_output=True,
                              text=True, timeout=120)
     assert listing.returncode == 0 and "shapes" in listing.stdout and "tiny-random" in listing.stdout
+
+
+@pytest.mark.slow
+def test_quiet_run_prints_no_progress_bars(tmp_path):
+    """--quiet silences the step bar and the libraries' weight-loading bars alike."""
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    env["HF_HUB_OFFLINE"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "psd_engine", "generate", "--prompt", "a red cube", "--preset", "tiny-random",
+         "--method", "sds", "--steps", "2", "--out", str(tmp_path), "--quiet"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "done in" in proc.stdout and (tmp_path / "model.glb").is_file()
+    assert "Loading weights" not in proc.stderr and "step/s" not in proc.stderr, proc.stderr

@@ -417,6 +417,12 @@ def _check_range(name: str, values: tuple[float, float], low: float | None = Non
         raise ConfigError(f"camera.{name} must lie within [{low}, {high}]; got {values}")
 
 
+def check_autocast(mode: str) -> None:
+    """Raise ConfigError unless `mode` is a prior.autocast choice (validate_config and the prior loaders)."""
+    if mode not in AUTOCAST_MODES:
+        raise ConfigError(f"prior.autocast must be one of {', '.join(AUTOCAST_MODES)}; got '{mode}'")
+
+
 def check_camera(cfg: CameraConfig) -> None:
     """Raise ConfigError naming the first camera range or probability that is out of bounds."""
     _check_range("distance_range", cfg.distance_range, low=1e-3)
@@ -483,14 +489,13 @@ def validate_config(cfg: RunConfig) -> None:
         (cfg.optim.sharpen_scale >= 0, "optim.sharpen_scale must be >= 0"),
         (cfg.camera.batch_size >= 1, "camera.batch_size must be >= 1"),
         (cfg.prior.kind in ("latent", "pixel"), "prior.kind must be 'latent' or 'pixel'"),
-        (cfg.prior.autocast in AUTOCAST_MODES,
-         f"prior.autocast must be one of {', '.join(AUTOCAST_MODES)}; got '{cfg.prior.autocast}'"),
         (cfg.reward.kind in ("hpsv2", "pickscore", "clip", "openclip", "none"),
          "reward.kind must be hpsv2, pickscore, clip, openclip or none"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    check_autocast(cfg.prior.autocast)
     check_camera(cfg.camera)
     check_field(cfg.field)
     check_prompt_processing(cfg.prompt_processing)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import AUTOCAST_MODES, ConfigError, PriorConfig
+from ..config import ConfigError, PriorConfig, check_autocast
 from .base import DiffusionPrior, freeze, model_output_to_epsilon
 from .camera_condition import CAMERA_MAP_CHANNELS, camera_feature_dim
 from .text import TextEncoder
@@ -38,8 +38,7 @@ def native_cpu_bfloat16() -> bool:
 def resolve_autocast(mode: str, device: torch.device, dtype: torch.dtype) -> torch.dtype | None:
     """The dtype UNet forwards autocast to: bfloat16 for a float32 UNet on a CPU when `mode` asks
     for it ("auto": only where the CPU has native bfloat16, as emulated it is slower); else None."""
-    if mode not in AUTOCAST_MODES:
-        raise ConfigError(f"prior.autocast must be one of {', '.join(AUTOCAST_MODES)}; got '{mode}'")
+    check_autocast(mode)
     if mode == "off" or device.type != "cpu" or dtype != torch.float32:
         return None
     return torch.bfloat16 if mode == "bfloat16" or native_cpu_bfloat16() else None
